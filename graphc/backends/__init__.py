@@ -1,0 +1,26 @@
+"""Backends turn a planned Graph into an executable: callable(list of arrays) -> list of arrays
+(the graph's outputs, then the values of its updates)."""
+from __future__ import annotations
+
+_BACKENDS = {}
+
+
+def register(name, compile_fn):
+    _BACKENDS[name] = compile_fn
+
+
+def get(name):
+    if name not in _BACKENDS:
+        _load(name)
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}") from None
+
+
+def _load(name):
+    if name in ("interp", "interpreter"):
+        from . import interpreter  # noqa: F401
+
+
+from . import interpreter  # noqa: E402,F401

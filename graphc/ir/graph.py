@@ -1,0 +1,170 @@
+"""The IR's data model: a typed SSA graph of primitive nodes.
+
+A Graph has inputs (each an argument of the traced function or a piece of captured state),
+nodes in a valid order, outputs (what the function returns, flattened) and updates: state
+slots (a captured tensor's data, or its .grad) that the call writes back afterwards.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .. import dtypes as _dt
+
+
+@dataclass(frozen=True)
+class TensorType:
+    shape: tuple
+    dtype: _dt.DType
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+    def __str__(self) -> str:
+        return f"{self.dtype.short}[{','.join(str(s) for s in self.shape)}]"
+
+
+class Value:
+    """One SSA value: produced by exactly one node, or a graph input."""
+    __slots__ = ("name", "type", "producer", "kind", "label")
+
+    def __init__(self, name: str, type: TensorType, producer=None, kind=None, label=None):
+        self.name = name
+        self.type = type
+        self.producer = producer   # the Node that defines it, None for graph inputs
+        self.kind = kind           # graph inputs only: "arg" or "state"
+        self.label = label         # graph inputs only: what it is to the user ("x", "fc1.weight")
+
+    @property
+    def shape(self):
+        return self.type.shape
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    def __repr__(self) -> str:
+        return f"%{self.name}: {self.type}"
+
+
+class Node:
+    __slots__ = ("op", "inputs", "attrs", "out", "loc")
+
+    def __init__(self, op: str, inputs, attrs, out: Value, loc=None):
+        self.op = op
+        self.inputs = list(inputs)
+        self.attrs = dict(attrs)
+        self.out = out
+        self.loc = loc             # "file.py:12" of the user code that made it, if known
+
+    def __repr__(self) -> str:
+        args = ", ".join("%" + v.name for v in self.inputs)
+        return f"%{self.out.name} = {self.op}({args}) {self.attrs}"
+
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def sanitize(label: str) -> str:
+    s = _NAME_OK.sub("_", label) or "v"
+    return s
+
+
+@dataclass
+class Graph:
+    name: str = "graph"
+    inputs: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    updates: list = field(default_factory=list)   # [(state label, Value)]
+    _names: set = field(default_factory=set, repr=False)
+    _counter: int = field(default=0, repr=False)
+
+    # ---- building -------------------------------------------------------------------------
+    def fresh_name(self, hint: str | None = None) -> str:
+        if hint is not None:
+            base = sanitize(hint)
+            name, k = base, 1
+            while name in self._names:
+                name = f"{base}_{k}"
+                k += 1
+        else:
+            while str(self._counter) in self._names:
+                self._counter += 1
+            name = str(self._counter)
+            self._counter += 1
+        self._names.add(name)
+        return name
+
+    def add_input(self, type: TensorType, kind: str = "arg", label: str | None = None,
+                  name: str | None = None) -> Value:
+        if kind not in ("arg", "state"):
+            raise ValueError(f"graph input kind must be 'arg' or 'state', got {kind!r}")
+        label = label if label is not None else f"in{len(self.inputs)}"
+        v = Value(self.fresh_name(name or label), type, kind=kind, label=label)
+        self.inputs.append(v)
+        return v
+
+    def add_node(self, op: str, inputs, attrs, type: TensorType, name: str | None = None,
+                 loc: str | None = None) -> Value:
+        out = Value(self.fresh_name(name), type)
+        node = Node(op, inputs, attrs, out, loc)
+        out.producer = node
+        self.nodes.append(node)
+        return out
+
+    # ---- queries --------------------------------------------------------------------------
+    def state_inputs(self):
+        return [v for v in self.inputs if v.kind == "state"]
+
+    def arg_inputs(self):
+        return [v for v in self.inputs if v.kind == "arg"]
+
+    def users(self) -> dict:
+        """Value name -> list of nodes that read it."""
+        u = {}
+        for n in self.nodes:
+            for v in n.inputs:
+                u.setdefault(v.name, []).append(n)
+        return u
+
+    def copy(self) -> "Graph":
+        """A deep copy with the same names (values are new objects)."""
+        g = Graph(self.name)
+        env = {}
+        for v in self.inputs:
+            nv = g.add_input(v.type, v.kind, v.label, name=v.name)
+            assert nv.name == v.name
+            env[v.name] = nv
+        for n in self.nodes:
+            out = g.add_node(n.op, [env[i.name] for i in n.inputs], n.attrs, n.out.type,
+                             name=n.out.name, loc=n.loc)
+            env[n.out.name] = out
+        g._counter = self._counter
+        g.outputs = [env[v.name] for v in self.outputs]
+        g.updates = [(lbl, env[v.name]) for lbl, v in self.updates]
+        return g
+
+    def __str__(self) -> str:
+        from .text import print_graph
+        return print_graph(self)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        from .text import structure
+        return structure(self) == structure(other)
+
+    __hash__ = None

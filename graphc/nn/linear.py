@@ -1,0 +1,52 @@
+"""Linear and Identity layers."""
+from __future__ import annotations
+
+import math
+
+from .. import ops  # noqa: F401
+from ..ops.creation import tensor  # noqa: F401
+from . import functional as F
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+
+class Identity(Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """y = x @ W.T + b, initialised as torch does (kaiming_uniform(a=sqrt(5)) and a uniform bias)."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None, device=None):
+        super().__init__()
+        from ..ops.functional import empty
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(empty(out_features, in_features, dtype=dtype))
+        if bias:
+            self.bias = Parameter(empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        if x.shape[-1] != self.in_features:
+            raise RuntimeError(
+                f"{type(self).__name__}(in_features={self.in_features}, out_features={self.out_features}): "
+                f"input has {x.shape[-1]} features in its last dim (shape {list(x.shape)}), expected "
+                f"{self.in_features}: mat1 and mat2 shapes cannot be multiplied "
+                f"({x.numel() // max(x.shape[-1], 1)}x{x.shape[-1]} and {self.in_features}x{self.out_features})")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,205 @@
+"""Composite operations, each written once over primitives (as Inductor's decompositions or
+jax.nn), so the compiler sees their elementwise and reduction structure."""
+from __future__ import annotations
+
+import math
+
+from .. import dtypes as _dt
+from ..tensor import Tensor
+from . import functional as F
+
+
+def relu(x):
+    return F.where(F.gt(x, 0), x, F.zeros_like(x))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return F.where(F.gt(x, 0), x, x * negative_slope)
+
+
+def gelu(x, approximate="none"):
+    if approximate == "tanh":
+        c = math.sqrt(2.0 / math.pi)
+        return 0.5 * x * (1 + F.tanh(c * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
+    return 0.5 * x * (1 + F.erf(x * (1 / math.sqrt(2.0))))
+
+
+def silu(x):
+    return x * F.sigmoid(x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    bx = x * beta
+    return F.where(F.gt(bx, threshold), x, F.log1p(F.exp(F.minimum(bx, threshold))) / beta)
+
+
+def _row_max(x, dim):
+    # the max only keeps exp() in range; it cancels in the result, so it carries no gradient
+    return F.amax(x, dim, keepdim=True).detach()
+
+
+def softmax(x, dim=-1, dtype=None):
+    if dtype is not None:
+        x = F.cast(x, dtype)
+    e = F.exp(x - _row_max(x, dim))
+    return e / F.sum(e, dim, keepdim=True)
+
+
+def log_softmax(x, dim=-1, dtype=None):
+    if dtype is not None:
+        x = F.cast(x, dtype)
+    shifted = x - _row_max(x, dim)
+    return shifted - F.log(F.sum(F.exp(shifted), dim, keepdim=True))
+
+
+def linear(x, weight, bias=None):
+    if x.shape[-1] != weight.shape[-1]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
+                           f"({F._py_max(1, x.numel() // F._py_max(1, x.shape[-1]))}x{x.shape[-1]} and "
+                           f"{weight.shape[-1]}x{weight.shape[0]})")
+    out = F.matmul(x, F.t(weight))
+    return out + bias if bias is not None else out
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(x.shape[x.ndim - k:]) != normalized_shape:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size {list(x.shape)}")
+    dims = tuple(range(x.ndim - k, x.ndim))
+    mu = F.mean(x, dims, keepdim=True)
+    d = x - mu
+    var = F.mean(d * d, dims, keepdim=True)
+    y = d * F.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def _reduce(loss, reduction, denom=None):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return F.sum(loss)
+    if reduction == "mean":
+        return F.sum(loss) / denom if denom is not None else F.mean(loss)
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def mse_loss(input, target, reduction="mean"):
+    _same_shape("mse_loss", input, target)
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    _same_shape("l1_loss", input, target)
+    return _reduce(F.abs(input - target), reduction)
+
+
+def _same_shape(name, a, b):
+    if tuple(a.shape) != tuple(b.shape):
+        import warnings
+        warnings.warn(f"{name}: Using a target size ({list(b.shape)}) that is different to the input "
+                      f"size ({list(a.shape)}). This will likely lead to incorrect results due to "
+                      "broadcasting. Please ensure they have the same size.", stacklevel=3)
+
+
+def _class_last(x):
+    """[N, C, d1, ...] -> [N*d1*..., C] (the class dim last, everything else flattened)."""
+    if x.ndim > 2:
+        x = F.permute(x, (0,) + tuple(range(2, x.ndim)) + (1,))
+    return F.reshape(x, (-1, x.shape[-1]))
+
+
+def nll_loss(logp, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Negative log-likelihood of integer class targets, with torch's weight / ignore_index /
+    label_smoothing / reduction semantics."""
+    if target.dtype is not _dt.int64:
+        raise RuntimeError(f"expected scalar type Long but found {target.dtype.name.capitalize()} "
+                           "(class-index targets must be int64)")
+    if logp.ndim == 1:
+        logp, target = F.unsqueeze(logp, 0), F.unsqueeze(target, 0)
+    n, c = logp.shape[0], logp.shape[1]
+    if target.shape[0] != n or tuple(target.shape[1:]) != tuple(logp.shape[2:]):
+        raise ValueError(f"Expected input batch_size ({n}) to match target batch_size ({target.shape[0]}).")
+    out_shape = tuple(target.shape)
+    lp = _class_last(logp)
+    t = F.reshape(target, (-1,))
+    valid = F.ne(t, ignore_index)
+    safe = F.where(valid, t, F.zeros_like(t))
+    picked = F.reshape(F.take_along_axis(lp, F.unsqueeze(safe, 1), 1), (-1,))
+    w = F.cast(valid, logp.dtype)
+    if weight is not None:
+        w = w * F.take_along_axis(weight, safe, 0)
+    loss = -picked * w
+    if label_smoothing:
+        row = lp if weight is None else lp * weight
+        smooth = -F.sum(row, 1) * F.cast(valid, logp.dtype)
+        loss = loss * (1 - label_smoothing) + smooth * (label_smoothing / c)
+    if reduction == "none":
+        return F.reshape(loss, out_shape)
+    return _reduce(loss, reduction, denom=F.sum(w))
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """log_softmax over the class dim (1, or 0 for an unbatched input), then NLL.
+    Targets are int64 class indices, or float class probabilities of the input's shape."""
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = log_softmax(input, class_dim)
+    if target.dtype.is_floating_point:
+        if tuple(target.shape) != tuple(input.shape):
+            raise RuntimeError("cross_entropy: probability targets must have the input's shape")
+        c = input.shape[class_dim]
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / c
+        w = 1 if weight is None else F.reshape(weight, (c,) + (1,) * (input.ndim - class_dim - 1))
+        loss = -F.sum(logp * target * w, class_dim)
+        return _reduce(loss, reduction)
+    return nll_loss(logp, target, weight, ignore_index, reduction, label_smoothing)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"Using a target size ({list(target.shape)}) that is different to the input "
+                         f"size ({list(input.shape)}) is deprecated. Please ensure they have the same size.")
+    # torch clamps the logs at -100 so that 0 * log(0) stays finite
+    lo = F.maximum(F.log(input), -100.0)
+    l1 = F.maximum(F.log(1 - input), -100.0)
+    loss = -(target * lo + (1 - target) * l1)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
+    # log(1 + exp(-|x|)) + max(-x, 0), the stable form of -log(sigmoid(x))
+    log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0.0)
+    if pos_weight is not None:
+        coef = 1 + (pos_weight - 1) * target
+        loss = (1 - target) * input + coef * log_sig_neg
+    else:
+        loss = (1 - target) * input + log_sig_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def one_hot(t, num_classes=-1):
+    if num_classes < 0:
+        if t._value is not None:
+            raise RuntimeError("one_hot needs num_classes while tracing")
+        num_classes = int(t._data.max()) + 1 if t.numel() else 0
+    classes = F.iota(tuple(t.shape) + (num_classes,), t.ndim)
+    return F.cast(F.eq(F.unsqueeze(t, -1), classes), _dt.int64)
+
+
+def _isinstance_tensor(x):
+    return isinstance(x, Tensor)

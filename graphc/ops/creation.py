@@ -1,0 +1,203 @@
+"""Tensors from data and from random numbers.
+
+Inside a compiled function, tensor(data) becomes a `constant` node; random creation is
+not traceable yet (pass random tensors in as arguments).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import dtypes as _dt
+from .. import tracing as _tracing
+from ..tensor import Tensor, apply
+
+
+def _np_from_data(data, dtype):
+    if isinstance(data, Tensor):
+        if data._value is not None:
+            raise _tracing.TraceError("graphc.tensor(t) of a traced tensor: use t.clone() or t.detach()")
+        arr = data._data
+    elif isinstance(data, np.ndarray):
+        arr = data
+    else:
+        if isinstance(data, (list, tuple)) and any(isinstance(e, Tensor) for e in _flat(data)):
+            data = _nested_tensors_to_lists(data)
+        arr = np.asarray(data)
+        if dtype is None:
+            if arr.dtype.kind == "f":
+                arr = arr.astype(_dt.get_default_dtype().np)
+            elif arr.dtype.kind in "iu":
+                arr = arr.astype(np.int64)
+    if dtype is not None:
+        return arr.astype(_dt.as_dtype(dtype).np)
+    kind = arr.dtype.kind
+    if kind in "iu" and arr.dtype != np.int64:
+        return arr.astype(np.int64)
+    if kind == "f" and arr.dtype not in (np.float32, np.float64):
+        return arr.astype(np.float32)
+    if kind not in "iufb":
+        raise TypeError(f"can't convert data of type {arr.dtype} to a tensor; graphc supports "
+                        "float32, float64, int64 and bool")
+    return arr
+
+
+def _flat(xs):
+    for x in xs:
+        if isinstance(x, (list, tuple)):
+            yield from _flat(x)
+        else:
+            yield x
+
+
+def _nested_tensors_to_lists(x):
+    if isinstance(x, Tensor):
+        return x.tolist()
+    if isinstance(x, (list, tuple)):
+        return [_nested_tensors_to_lists(e) for e in x]
+    return x
+
+
+def tensor(data, dtype=None, requires_grad=False, device=None):
+    """A new tensor holding a copy of data (nested lists, numbers, a numpy array or a tensor)."""
+    _check_device(device)
+    arr = np.array(_np_from_data(data, dtype), copy=True)
+    if _tracing.active() is not None:
+        d = _dt.from_numpy(arr.dtype)
+        t = apply("constant", shape=arr.shape, dtype=d, data=tuple(arr.reshape(-1).tolist()))
+        if requires_grad:
+            raise _tracing.TraceError("creating a tensor with requires_grad=True inside a compiled "
+                                      "function is not supported; create it outside and capture it")
+        return t
+    t = Tensor._wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor) and (dtype is None or _dt.as_dtype(dtype) is data.dtype):
+        return data
+    if isinstance(data, np.ndarray) and _tracing.active() is None:
+        return Tensor._wrap(_np_from_data(data, dtype))
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(arr: np.ndarray):
+    """A tensor sharing memory with arr (as torch.from_numpy)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(arr).__name__})")
+    _dt.from_numpy(arr.dtype)
+    if _tracing.active() is not None:
+        return tensor(arr)
+    return Tensor._wrap(arr)
+
+
+def scalar_tensor(v, dtype=None):
+    return tensor(v, dtype=dtype or _dt.scalar_dtype(v))
+
+
+def _check_device(device):
+    if device is not None:
+        from ..device import device as _device
+        _device(device).check_available()
+
+
+# ---- random numbers -------------------------------------------------------------------------------
+class Generator:
+    """A seeded source of random numbers (torch.Generator); graphc's default one is global."""
+
+    def __init__(self, device="cpu"):
+        self._rng = np.random.default_rng()
+        self._seed = None
+
+    def manual_seed(self, seed: int):
+        self._seed = int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def get_state(self):
+        return self._rng.bit_generator.state
+
+    def set_state(self, state):
+        self._rng.bit_generator.state = state
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int):
+    """Seed graphc's global random number generator."""
+    return default_generator.manual_seed(seed)
+
+
+def seed():
+    return default_generator.manual_seed(int(np.random.SeedSequence().entropy % (2 ** 63)))
+
+
+def initial_seed():
+    return default_generator.initial_seed()
+
+
+def _random(name, shape, dtype, requires_grad, generator, draw):
+    if _tracing.active() is not None:
+        raise _tracing.TraceError(
+            f"graphc.{name} inside a compiled function is not supported "
+            f"({_tracing.user_location()}): random numbers are not traceable yet; create the random "
+            "tensor outside and pass it in as an argument")
+    from .functional import _shape_arg
+    shape = _shape_arg(shape)
+    dtype = _dt.as_dtype(dtype) if dtype is not None else _dt.get_default_dtype()
+    rng = (generator or default_generator)._rng
+    t = Tensor._wrap(np.asarray(draw(rng, shape)).astype(dtype.np, copy=False))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def rand(*shape, dtype=None, requires_grad=False, generator=None):
+    return _random("rand", shape, dtype, requires_grad, generator, lambda r, s: r.random(s))
+
+
+def randn(*shape, dtype=None, requires_grad=False, generator=None):
+    return _random("randn", shape, dtype, requires_grad, generator, lambda r, s: r.standard_normal(s))
+
+
+def randint(low, high=None, size=None, dtype=None, generator=None):
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing required argument 'size'")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    return _random("randint", (tuple(size),), dtype or _dt.int64, False, generator,
+                   lambda r, s: r.integers(low, high, size=s))
+
+
+def rand_like(x, dtype=None, requires_grad=False):
+    return rand(tuple(x.shape), dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randn_like(x, dtype=None, requires_grad=False):
+    return randn(tuple(x.shape), dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randint_like(x, low, high=None, dtype=None):
+    return randint(low, high, tuple(x.shape), dtype=dtype or x.dtype)
+
+
+def randperm(n, dtype=None, generator=None):
+    return _random("randperm", ((n,),), dtype or _dt.int64, False, generator,
+                   lambda r, s: r.permutation(n))
+
+
+def normal(mean, std, size, generator=None):
+    return randn(size, generator=generator) * std + mean
+
+
+def is_number(x):
+    return isinstance(x, numbers.Number)

@@ -1,0 +1,184 @@
+"""Elementwise primitives: unary math, binary arithmetic, comparisons, logic, where, cast.
+
+Operands of a binary primitive have one shape and one dtype; promotion and broadcasting
+happen in graphc.ops.functional, before a primitive is applied.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _infer as I
+from .registry import Primitive, register
+from . import functional as F
+
+try:  # scipy is optional; math.erf is exact but slow
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover - depends on the environment
+    _erf_scalar = np.vectorize(math.erf, otypes=[np.float64])
+
+    def _erf(x):
+        return _erf_scalar(x).astype(x.dtype, copy=False)
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _unary(name, impl, vjp, *, floating=True, saves=("inputs",), doc="", infer=None):
+    def default_infer(x):
+        if floating:
+            I.need_float(name, x)
+        return x
+    infer = infer or default_infer
+    return register(Primitive(name, "elementwise", infer, impl, vjp, arity=1, saves=saves, doc=doc))
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _neg_infer(x):
+    if x.dtype is I.BOOL:
+        raise TypeError("neg: negation, the `-` operator, on a bool tensor is not supported; "
+                        "use logical_not (`~`) instead")
+    return x
+
+
+_unary("neg", np.negative, lambda c, g: (-g,), saves=(), infer=_neg_infer, doc="-x")
+_unary("abs", np.abs, lambda c, g: (g * F.sign(c.inputs[0]),), floating=False, doc="|x|")
+_unary("sign", np.sign, lambda c, g: (F.zeros_like(g),), floating=False, saves=(), doc="-1, 0 or 1")
+_unary("exp", np.exp, lambda c, g: (g * c.out,), saves=("out",))
+_unary("log", np.log, lambda c, g: (g / c.inputs[0],))
+_unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), saves=("out",))
+_unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out * c.out * c.out * -0.5,),
+       saves=("out",), doc="1/sqrt(x)")
+_unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), saves=("out",))
+_unary("sigmoid", _sigmoid, lambda c, g: (g * c.out * (1 - c.out),), saves=("out",))
+_unary("sin", np.sin, lambda c, g: (g * F.cos(c.inputs[0]),))
+_unary("cos", np.cos, lambda c, g: (-g * F.sin(c.inputs[0]),))
+_unary("erf", _erf, lambda c, g: (g * F.exp(-(c.inputs[0] * c.inputs[0])) * _TWO_OVER_SQRT_PI,))
+_unary("stop_gradient", lambda x: x, None, floating=False, saves=(),
+       doc="identity whose gradient is zero (Tensor.detach while tracing)")
+
+
+def _logical_not_infer(x):
+    I.need_dtype("logical_not", x, I.BOOL)
+    return x
+
+
+register(Primitive("logical_not", "elementwise", _logical_not_infer, np.logical_not, None, arity=1, saves=()))
+
+
+def _cast_infer(x, *, dtype):
+    return I.tt(x.shape, dtype)
+
+
+def _cast_vjp(c, g):
+    src = c.in_types[0].dtype
+    return (F.cast(g, src) if src.is_floating_point else None,)
+
+
+register(Primitive("cast", "elementwise", _cast_infer,
+                   lambda x, *, dtype: x.astype(dtype.np), _cast_vjp, arity=1, attrs=("dtype",),
+                   saves=(), doc="convert to dtype (float to int truncates toward zero)"))
+
+
+# ---- binary ---------------------------------------------------------------------------------
+def _binary(name, impl, vjp, *, floating=False, saves=("inputs",), doc=""):
+    def infer(a, b):
+        I.same(name, a, b)
+        if floating:
+            I.need_float(name, a)
+        elif a.dtype is I.BOOL:
+            raise TypeError(f"{name}: bool operands are not supported, got {a}")
+        return a
+    return register(Primitive(name, "elementwise", infer, impl, vjp, arity=2, saves=saves, doc=doc))
+
+
+def _div_vjp(c, g):
+    a, b = c.inputs
+    ga = g / b if c.needs[0] else None
+    gb = -g * c.out / b if c.needs[1] else None
+    return ga, gb
+
+
+def _pow_vjp(c, g):
+    x, y = c.inputs
+    gx = g * y * F.pow(x, y - 1) if c.needs[0] else None
+    gy = None
+    if c.needs[1]:
+        # torch masks the exponent's gradient where x == 0 and y >= 0 (0**y has no log)
+        zero = F.logical_and(F.eq(x, 0), F.ge(y, 0))
+        safe_x = F.where(zero, F.ones_like(x), x)
+        gy = F.where(zero, F.zeros_like(g), g * c.out * F.log(safe_x))
+    return gx, gy
+
+
+def _pow_impl(a, b):
+    if a.dtype.kind == "i" and np.any(b < 0):
+        raise ValueError("pow: integers to negative integer powers are not allowed")
+    return np.power(a, b)
+
+
+def _minmax_vjp(pick):
+    def vjp(c, g):
+        a, b = c.inputs
+        # ties share the gradient equally, as in torch
+        ga = F.where(F.eq(a, b), g * 0.5, F.where(pick(a, b), g, F.zeros_like(g)))
+        gb = g - ga
+        return ga, gb
+    return vjp
+
+
+_binary("add", np.add, lambda c, g: (g, g), saves=())
+_binary("sub", np.subtract, lambda c, g: (g, -g), saves=())
+_binary("mul", np.multiply, lambda c, g: (g * c.inputs[1] if c.needs[0] else None,
+                                          g * c.inputs[0] if c.needs[1] else None))
+_binary("div", np.true_divide, _div_vjp, floating=True, saves=("inputs", "out"))
+_binary("pow", _pow_impl, _pow_vjp, saves=("inputs", "out"))
+_binary("maximum", np.maximum, _minmax_vjp(F.gt))
+_binary("minimum", np.minimum, _minmax_vjp(F.lt))
+
+
+def _compare(name, impl):
+    def infer(a, b):
+        I.same(name, a, b)
+        return I.tt(a.shape, I.BOOL)
+    register(Primitive(name, "elementwise", infer, impl, None, arity=2, saves=()))
+
+
+for _n, _f in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+               ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)):
+    _compare(_n, _f)
+
+
+def _logical(name, impl):
+    def infer(a, b):
+        I.same(name, a, b)
+        I.need_dtype(name, a, I.BOOL)
+        return a
+    register(Primitive(name, "elementwise", infer, impl, None, arity=2, saves=()))
+
+
+_logical("logical_and", np.logical_and)
+_logical("logical_or", np.logical_or)
+
+
+def _where_infer(c, a, b):
+    I.need_dtype("where", c, I.BOOL)
+    I.same("where", a, b)
+    if c.shape != a.shape:
+        raise TypeError(f"where: condition {c} and values {a} must have the same shape")
+    return a
+
+
+def _where_vjp(c, g):
+    cond = c.inputs[0]
+    z = F.zeros_like(g)
+    return (None, F.where(cond, g, z) if c.needs[1] else None,
+            F.where(cond, z, g) if c.needs[2] else None)
+
+
+register(Primitive("where", "elementwise", _where_infer, np.where, _where_vjp, arity=3))

@@ -1,0 +1,61 @@
+"""The pass manager: an ordered list of named Graph -> Graph passes, each timed, and the IR
+dumped after every one when asked."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from ..ir import print_graph, verify
+from .simplify import dce
+
+
+@dataclass
+class PassResult:
+    stages: list = field(default_factory=list)     # [(name, Graph)], "traced" first
+    times_ms: dict = field(default_factory=dict)   # pass name -> milliseconds
+
+    @property
+    def final(self):
+        return self.stages[-1][1]
+
+    def stage(self, name: str):
+        if name in ("final", "last"):
+            return self.final
+        for n, g in self.stages:
+            if n == name:
+                return g
+        raise KeyError(f"unknown stage {name!r}; stages are: {', '.join(n for n, _ in self.stages)}, final")
+
+
+DEFAULT_PASSES = [("verify", verify), ("dce", dce)]
+
+
+def run_passes(graph, passes=None, enabled=None, dump_dir=None, verify_each=True) -> PassResult:
+    """Run `passes` (default DEFAULT_PASSES) in order; enabled={"dce": False} switches one off."""
+    passes = DEFAULT_PASSES if passes is None else passes
+    enabled = enabled or {}
+    unknown = set(enabled) - {n for n, _ in passes}
+    if unknown:
+        raise ValueError(f"unknown pass(es) {sorted(unknown)}; passes are {[n for n, _ in passes]}")
+    res = PassResult(stages=[("traced", graph)])
+    if dump_dir:
+        os.makedirs(dump_dir, exist_ok=True)
+        _dump(dump_dir, 0, "traced", graph)
+    for i, (name, fn) in enumerate(passes, start=1):
+        if not enabled.get(name, True):
+            continue
+        t0 = time.perf_counter()
+        graph = fn(graph)
+        res.times_ms[name] = (time.perf_counter() - t0) * 1e3
+        if verify_each and fn is not verify:
+            verify(graph)
+        res.stages.append((name, graph))
+        if dump_dir:
+            _dump(dump_dir, len(res.stages) - 1, name, graph)
+    return res
+
+
+def _dump(d, i, name, graph):
+    with open(os.path.join(d, f"{graph.name}.{i:02d}.{name}.ir"), "w") as f:
+        f.write(print_graph(graph, locs=True) + "\n")

@@ -1,0 +1,386 @@
+"""Tensor: eager numpy data with an autograd tape, or a tracer that records IR nodes.
+
+Every operation reaches `apply(primitive_name, *tensors, **attrs)`. Eagerly it runs the
+primitive's numpy implementation now and records a BackwardNode when gradients are wanted;
+while a compiled function is being traced it appends a node to the trace's graph instead.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd as _ag
+from . import dtypes as _dt
+from . import tracing as _tracing
+from .ir.graph import TensorType
+from .ops.registry import PRIMITIVES
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple that prints like torch.Size."""
+
+    def __repr__(self) -> str:
+        return f"graphc.Size([{', '.join(str(s) for s in self)}])"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+class Tensor:
+    __slots__ = ("_data", "_value", "_trace", "_dtype", "requires_grad", "grad_fn", "_grad",
+                 "_version", "_base", "_accum", "__weakref__")
+
+    # ---- construction ----------------------------------------------------------------------
+    def __init__(self, *args, **kwargs):
+        raise TypeError("create tensors with graphc.tensor(data), graphc.zeros(shape), ... "
+                        "(graphc.Tensor(...) is not a constructor)")
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray, requires_grad: bool = False, dtype=None):
+        t = object.__new__(cls)
+        t._data = data
+        t._value = None
+        t._trace = None
+        t._dtype = dtype or _dt.from_numpy(data.dtype)
+        t.requires_grad = requires_grad
+        t.grad_fn = None
+        t._grad = None
+        t._version = [0]
+        t._base = None
+        t._accum = None
+        return t
+
+    @classmethod
+    def _tracer(cls, trace, value, requires_grad=False):
+        t = object.__new__(cls)
+        t._data = None
+        t._value = value
+        t._trace = trace
+        t._dtype = value.type.dtype
+        t.requires_grad = requires_grad
+        t.grad_fn = None
+        t._grad = None
+        t._version = [0]
+        t._base = None
+        t._accum = None
+        return t
+
+    @classmethod
+    def _alias(cls, t, grad_fn=None):
+        """Same storage and version counter as t, a different autograd identity."""
+        a = object.__new__(Tensor)
+        a._data, a._value, a._trace, a._dtype = t._data, t._value, t._trace, t._dtype
+        a.requires_grad = grad_fn is not None
+        a.grad_fn = grad_fn
+        a._grad = None
+        a._version = t._version
+        a._base = t._base if t._base is not None else t
+        a._accum = None
+        return a
+
+    # ---- metadata --------------------------------------------------------------------------
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape if self._data is not None else self._value.type.shape)
+
+    def size(self, dim=None):
+        s = self.shape
+        return s if dim is None else s[_dim(dim, len(s))]
+
+    @property
+    def dtype(self) -> _dt.DType:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return self.shape.numel()
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def is_floating_point_(self) -> bool:
+        return self._dtype.is_floating_point
+
+    def is_floating_point(self) -> bool:
+        return self._dtype.is_floating_point
+
+    @property
+    def device(self):
+        from .device import device
+        return device("cpu")
+
+    @property
+    def is_tracer(self) -> bool:
+        return self._value is not None
+
+    def _type(self) -> TensorType:
+        if self._value is not None:
+            return self._value.type
+        return TensorType(self._data.shape, self._dtype)
+
+    # ---- data access -----------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        if self._value is not None:
+            _tracing.data_dependent(self, ".numpy()")
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if self._value is not None:
+            _tracing.data_dependent(self, "numpy.asarray()")
+        a = self._data
+        return a.astype(dtype) if dtype is not None else a
+
+    def item(self):
+        if self._value is not None:
+            _tracing.data_dependent(self, ".item()")
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        if self._value is not None:
+            _tracing.data_dependent(self, ".tolist()")
+        return self._data.tolist()
+
+    def __bool__(self) -> bool:
+        if self._value is not None:
+            _tracing.data_dependent(self, "a Python `if`/`while`/`and`/`or` on a tensor (bool())")
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data.reshape(()))
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._dtype is not _dt.int64 or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        if self._value is not None:
+            return f"tracer({self._value!r}, requires_grad={self.requires_grad})"
+        body = np.array2string(self._data, separator=", ", prefix="tensor(",
+                               precision=4, floatmode="maxprec_equal" if self._data.size else "maxprec")
+        extra = []
+        if self._dtype not in (_dt.get_default_dtype(), _dt.int64, _dt.bool_) or (
+                self._data.size == 0 and self._dtype is not _dt.get_default_dtype()):
+            extra.append(f"dtype={self._dtype!r}")
+        if self.grad_fn is not None:
+            extra.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    # ---- autograd --------------------------------------------------------------------------
+    @property
+    def grad(self):
+        if _tracing.active() is not None:
+            return _tracing.read_grad(self)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if _tracing.active() is not None:
+            return _tracing.write_grad(self, value)
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got {type(value).__name__}")
+            if tuple(value.shape) != tuple(self.shape):
+                raise RuntimeError(f"assigned grad has data of a different size: {list(value.shape)} vs {list(self.shape)}")
+        self._grad = value
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        _ag.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        if requires_grad and not self._dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if not self.is_leaf:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self):
+        if self.grad_fn is None:
+            return self
+        if self.grad_fn.retained is None:
+            self.grad_fn.retained = []
+        import weakref
+        self.grad_fn.retained.append(weakref.ref(self))
+        return self
+
+    def detach(self):
+        if self._value is not None:
+            return self._trace.detach(self)
+        d = Tensor._alias(self)
+        d._base = self._base
+        return d
+
+    def detach_(self):
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, other):
+        if self._value is not None or other._value is not None:
+            raise _tracing.TraceError("assigning .data while tracing is not supported; use copy_ under no_grad")
+        self._data = other._data
+        self._dtype = other._dtype
+
+    # ---- in-place ----------------------------------------------------------------------------
+    def _inplace(self, fn, *args):
+        """Run out-of-place fn(self, *args), then make self hold the result (torch's in-place)."""
+        if _tracing.active() is not None:
+            return _tracing.inplace(self, fn, args)
+        grad_mode = _ag.is_grad_enabled()
+        if grad_mode and self.requires_grad and self.is_leaf:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        tracked = grad_mode and (self.requires_grad or any(
+            isinstance(a, Tensor) and a.requires_grad for a in args))
+        src = self
+        if tracked:
+            if self._base is not None and self._base.requires_grad:
+                raise RuntimeError("an in-place operation on a view of a tensor that requires grad "
+                                   "is not supported; use the out-of-place form")
+            # the VJP may read the old value: give it a snapshot that nothing will modify
+            src = Tensor._wrap(self._data.copy(), dtype=self._dtype)
+            src.requires_grad, src.grad_fn, src._accum = self.requires_grad, self.grad_fn, None
+            if self.requires_grad:
+                src._accum = self._accum
+        new = fn(src, *args)
+        if new._dtype is not self._dtype:
+            raise RuntimeError(f"result type {new._dtype.name} can't be cast to the desired output "
+                               f"type {self._dtype.name}")
+        if tuple(new.shape) != tuple(self.shape):
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(new.shape)}")
+        if not self._data.flags.writeable:
+            raise RuntimeError("unsupported operation: this tensor is an expanded view (broadcast_to/expand) "
+                               "and more than one element refers to a single memory location; call .clone() first")
+        self._data[...] = new._data
+        self._version[0] += 1
+        if tracked:
+            self.grad_fn = new.grad_fn
+            self.requires_grad = new.requires_grad
+        return self
+
+    def add_(self, other, alpha=1):
+        return self._inplace(lambda s, o: F.add(s, o, alpha=alpha), other)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(lambda s, o: F.sub(s, o, alpha=alpha), other)
+
+    def mul_(self, other):
+        return self._inplace(F.mul, other)
+
+    def div_(self, other):
+        return self._inplace(F.div, other)
+
+    def pow_(self, other):
+        return self._inplace(F.pow, other)
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace(lambda s: F.clamp(s, min, max))
+
+    def zero_(self):
+        return self._inplace(F.zeros_like)
+
+    def fill_(self, value):
+        return self._inplace(lambda s: F.full_like(s, value))
+
+    def copy_(self, src):
+        return self._inplace(lambda s, o: F.broadcast_to(F.cast(o, s.dtype), s.shape) * 1
+                             if o.dtype is s.dtype else F.broadcast_to(F.cast(o, s.dtype), s.shape), src)
+
+    def addcmul_(self, t1, t2, value=1):
+        return self._inplace(lambda s, a, b: s + a * b * value, t1, t2)
+
+    def addcdiv_(self, t1, t2, value=1):
+        return self._inplace(lambda s, a, b: s + a / b * value, t1, t2)
+
+    def lerp_(self, end, weight):
+        return self._inplace(lambda s, e: s + (e - s) * weight, end)
+
+    def __iadd__(self, o):
+        return self.add_(o)
+
+    def __isub__(self, o):
+        return self.sub_(o)
+
+    def __imul__(self, o):
+        return self.mul_(o)
+
+    def __itruediv__(self, o):
+        return self.div_(o)
+
+    def __setitem__(self, index, value):
+        F.setitem(self, index, value)
+
+    def __getitem__(self, index):
+        return F.getitem(self, index)
+
+
+def _dim(d: int, ndim: int) -> int:
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})")
+    return d % n
+
+
+def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
+    """Apply primitive `name`: run it eagerly, or record it into the active trace."""
+    prim = PRIMITIVES[name]
+    trace = _tracing.active()
+    if trace is not None:
+        return trace.record(prim, inputs, attrs)
+    in_types = tuple(t._type() for t in inputs)
+    out_type = prim.infer(*in_types, **attrs)
+    with np.errstate(all="ignore"):
+        data = prim.impl(*[t._data for t in inputs], **attrs)
+    if not isinstance(data, np.ndarray) or data.dtype != out_type.dtype.np:
+        data = np.asarray(data, dtype=out_type.dtype.np)
+    out = Tensor._wrap(data, dtype=out_type.dtype)
+    if prim.category == "movement" and len(inputs) == 1 and np.may_share_memory(data, inputs[0]._data):
+        base = inputs[0]
+        out._version = base._version
+        out._base = base._base if base._base is not None else base
+    if (prim.vjp is not None and out_type.dtype.is_floating_point and _ag.is_grad_enabled()
+            and any(t.requires_grad for t in inputs)):
+        out.grad_fn = _ag.BackwardNode(prim, inputs, out, attrs, in_types)
+        out.requires_grad = True
+    return out
+
+
+from .ops import functional as F  # noqa: E402  (functional needs Tensor; methods need functional)

@@ -1,0 +1,297 @@
+"""Tracing: while a compiled function runs on tracer tensors, every primitive is recorded
+into an ir.Graph instead of computed.
+
+Tensors the function reads from its closure or globals (parameters, optimizer state) are
+lifted into the graph as `state` inputs; in-place updates of them and of their .grad become
+`update`s that the compiled call writes back. Python scalars and shapes are static.
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+
+from .ir.graph import Graph
+
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_current = [None]
+
+
+class TraceError(RuntimeError):
+    """Something in the traced function cannot become a static graph."""
+
+
+def active():
+    """The Trace being recorded, or None."""
+    return _current[0]
+
+
+def is_tracing(tensors) -> bool:
+    return _current[0] is not None
+
+
+def user_frame():
+    """The innermost frame outside graphc (the user's code)."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_HERE):
+        f = f.f_back
+    return f
+
+
+def user_location(with_source: bool = True) -> str:
+    f = user_frame()
+    if f is None:
+        return "<unknown>"
+    loc = f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
+    if with_source:
+        src = linecache.getline(f.f_code.co_filename, f.f_lineno).strip()
+        if src:
+            return f"{f.f_code.co_filename}:{f.f_lineno}: `{src}`"
+        return f"{f.f_code.co_filename}:{f.f_lineno}"
+    return loc
+
+
+def data_dependent(t, what: str, hint: str | None = None):
+    raise TraceError(
+        f"{what} needs the value of a traced tensor, which is not known while tracing, at "
+        f"{user_location()}. Python control flow that depends on tensor data cannot be compiled; "
+        + (hint or "select values with gc.where(condition, a, b) instead of an `if`, or move "
+               "this code out of the compiled function."))
+
+
+class Trace:
+    """The state of one tracing run: the graph so far and the captured-state bookkeeping."""
+
+    def __init__(self, graph: Graph, namer=None):
+        self.graph = graph
+        self.namer = namer            # tensor -> label for captured state, or None
+        self.current = {}             # id(concrete tensor) -> its current Value
+        self.keep = {}                # id -> tensor (keeps ids valid while tracing)
+        self.state = []               # [(tensor, Value)] lifted state inputs, in order
+        self.written = {}             # id -> tensor whose data the trace updates in place
+        self.grads = {}               # id(tensor) -> Value | None: the traced .grad
+        self.grad_reads = {}          # id(tensor) -> (tensor, was_none) for guards
+        self.arg_of = {}              # id(arg tracer) -> concrete arg tensor
+        self.arg_values = {}          # id(arg tracer) -> its graph input Value
+        self.labels = {}              # id(tensor) -> label
+
+    # ---- values --------------------------------------------------------------------------------
+    def tracer(self, value, requires_grad=False):
+        from .tensor import Tensor
+        return Tensor._tracer(self, value, requires_grad)
+
+    def label_for(self, t, suffix: str = "") -> str:
+        base = self.labels.get(id(t))
+        if base is None:
+            base = (self.namer(t) if self.namer else None) or f"c{len(self.labels)}"
+            used = set(self.labels.values())
+            label, k = base, 1
+            while label in used:
+                label, k = f"{base}_{k}", k + 1
+            self.labels[id(t)] = base = label
+        return base + suffix
+
+    def lift(self, t):
+        """The Value a concrete tensor has in the graph, adding it as state on first use."""
+        v = self.current.get(id(t))
+        if v is None:
+            v = self.graph.add_input(t._type(), "state", label=self.label_for(t))
+            self.current[id(t)] = v
+            self.keep[id(t)] = t
+            self.state.append((t, v))
+        return v
+
+    def value_of(self, t):
+        if t._value is not None:
+            if t._trace is not self:
+                raise TraceError("a tracer from another trace was used: a tensor from inside a "
+                                 "compiled function escaped (was it stored on self or a global?)")
+            return t._value
+        return self.lift(t)
+
+    def record(self, prim, inputs, attrs):
+        from . import autograd as ag
+        vals = [self.value_of(t) for t in inputs]
+        out_type = prim.infer(*[v.type for v in vals], **attrs)
+        v = self.graph.add_node(prim.name, vals, attrs, out_type, loc=user_location(False))
+        req = (prim.vjp is not None and out_type.dtype.is_floating_point and ag.is_grad_enabled()
+               and any(t.requires_grad for t in inputs))
+        out = self.tracer(v, req)
+        if prim.category == "movement" and len(inputs) == 1:
+            base = inputs[0]
+            out._base = base._base if base._base is not None else base
+        return out
+
+    def detach(self, t):
+        from .tensor import apply
+        from . import autograd as ag
+        with ag.no_grad():
+            return apply("stop_gradient", t)
+
+    # ---- in-place updates and grads -------------------------------------------------------------
+    def inplace(self, t, fn, args):
+        from . import autograd as ag
+        if t._value is not None:
+            if t._base is not None:
+                raise TraceError(
+                    f"an in-place update of a view (the result of reshape, permute, slice, "
+                    f"indexing, ...) is not supported while tracing, at {user_location()}; use the "
+                    "out-of-place form")
+            new = fn(t, *args)
+            _check_inplace_result(t, new)
+            t._value = new._value
+            t.requires_grad = new.requires_grad
+            return t
+        if ag.is_grad_enabled() and t.requires_grad and t.is_leaf:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                               "operation. (Wrap parameter updates in `with gc.no_grad():`.)")
+        new = fn(t, *args)
+        _check_inplace_result(t, new)
+        self.lift(t)
+        self.current[id(t)] = new._value
+        self.written[id(t)] = t
+        return t
+
+    def _grad_owner(self, t):
+        """The concrete tensor whose .grad slot t stands for, or None for an intermediate."""
+        if t._value is None:
+            return t
+        return self.arg_of.get(id(t))
+
+    def read_grad(self, t):
+        owner = self._grad_owner(t)
+        if owner is None:
+            return None
+        key = id(owner)
+        if key in self.grads:
+            v = self.grads[key]
+            return None if v is None else self.tracer(v)
+        self.grad_reads.setdefault(key, (owner, owner._grad is None))
+        if owner._grad is None:
+            return None
+        self.keep[key] = owner
+        v = self.current.get(id(owner._grad))
+        if v is None:
+            v = self.graph.add_input(owner._grad._type(), "state", label=self.label_for(owner, ".grad"))
+            self.current[id(owner._grad)] = v
+            self.keep[id(owner._grad)] = owner._grad
+            self.state.append((owner._grad, v))
+            self.labels[id(owner._grad)] = self.label_for(owner, ".grad")
+        self.grads[key] = v
+        return self.tracer(v)
+
+    def write_grad(self, t, value):
+        owner = self._grad_owner(t)
+        if owner is None:
+            raise TraceError("assigning .grad of an intermediate (non-leaf) tensor while tracing is not supported")
+        self.keep[id(owner)] = owner
+        self.grad_reads.setdefault(id(owner), (owner, owner._grad is None))
+        if value is None:
+            self.grads[id(owner)] = None
+        else:
+            if tuple(value.shape) != tuple(owner.shape):
+                raise RuntimeError(f"assigned grad has data of a different size: {list(value.shape)} vs {list(owner.shape)}")
+            self.grads[id(owner)] = self.value_of(value)
+
+    def leaves_requiring_grad(self):
+        """Tensors whose .grad a traced backward() fills: captured leaves and argument tensors."""
+        out = []
+        for t, v in self.state:
+            if t.requires_grad and t.is_leaf:
+                out.append((t, v))
+        for tid, arg in self.arg_of.items():
+            if arg.requires_grad and arg.is_leaf:
+                out.append((arg, self.arg_values[tid]))
+        return out
+
+
+def _check_inplace_result(t, new):
+    if new._dtype is not t._dtype:
+        raise RuntimeError(f"result type {new._dtype.name} can't be cast to the desired output type {t._dtype.name}")
+    if tuple(new.shape) != tuple(t.shape):
+        raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape {list(new.shape)}")
+
+
+class tracing:
+    """Context manager making `trace` the active one (nested traces are not allowed)."""
+
+    def __init__(self, trace):
+        self.trace = trace
+
+    def __enter__(self):
+        if _current[0] is not None:
+            raise TraceError("nested tracing")
+        _current[0] = self.trace
+        return self.trace
+
+    def __exit__(self, *exc):
+        _current[0] = None
+        return False
+
+
+class suspended:
+    """Run eagerly inside a traced function (e.g. to create optimizer state once)."""
+
+    def __enter__(self):
+        self.prev = _current[0]
+        _current[0] = None
+
+    def __exit__(self, *exc):
+        _current[0] = self.prev
+        return False
+
+
+# ---- module-level entry points used by Tensor ----------------------------------------------------
+def read_grad(t):
+    return _current[0].read_grad(t)
+
+
+def write_grad(t, value):
+    return _current[0].write_grad(t, value)
+
+
+def inplace(t, fn, args):
+    return _current[0].inplace(t, fn, args)
+
+
+def trace_backward(tensors, grad_tensors, create_graph):
+    """loss.backward() while tracing: run the autodiff pass on the graph traced so far and
+    accumulate the traced gradients into the .grad slots of the captured leaves."""
+    from .passes.autodiff import backprop
+    from .ops import functional as F
+    from . import autograd as ag
+    tr = _current[0]
+    for t in tensors:
+        if not t.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    seeds = ag._default_grads(tensors, grad_tensors)
+    leaves = tr.leaves_requiring_grad()
+    with ag.set_grad_enabled(create_graph):
+        grads = backprop(tr, [tr.value_of(t) for t in tensors], seeds, [v for _, v in leaves])
+        for (leaf, _), g in zip(leaves, grads):
+            if g is None:
+                continue
+            old = tr.read_grad(leaf)
+            tr.grads[id(leaf)] = (g if old is None else F.add(old, g))._value
+
+
+def trace_grad(outputs, inputs, grad_outputs, allow_unused):
+    """autograd.grad while tracing: gradients as new traced values (always differentiable)."""
+    from .passes.autodiff import backprop
+    from . import autograd as ag
+    tr = _current[0]
+    for t in outputs:
+        if not t.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    seeds = ag._default_grads(outputs, grad_outputs)
+    wrt = [tr.value_of(t) for t in inputs]
+    grads = backprop(tr, [tr.value_of(t) for t in outputs], seeds, wrt)
+    res = []
+    for i, g in enumerate(grads):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to not have been "
+                               "used in the graph. Set allow_unused=True if this is the desired behavior.")
+        if g is not None and ag.is_grad_enabled():
+            g.requires_grad = True
+        res.append(g)
+    return tuple(res)
