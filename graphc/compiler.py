@@ -76,6 +76,8 @@ def _scan_names(fn):
             names[id(t)] = (label, guard)
 
     def walk(obj, label, guard):
+        if isinstance(obj, type):      # a class (nn.Linear in a module's globals), not an instance
+            return
         if isinstance(obj, Tensor):
             add(obj, label, guard)
         elif hasattr(obj, "named_parameters") and hasattr(obj, "named_buffers"):

@@ -14,6 +14,7 @@ from .. import tracing as _tracing
 from ..tensor import Tensor, apply, _dim
 
 _py_max, _py_min, _py_sum, _py_abs = builtins.max, builtins.min, builtins.sum, builtins.abs
+_py_any, _py_all = builtins.any, builtins.all
 
 # ---- constants and conversion ------------------------------------------------------------------
 
@@ -86,7 +87,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if dtype is None:
-        dtype = (_dt.get_default_dtype() if any(isinstance(v, float) for v in (start, end, step))
+        dtype = (_dt.get_default_dtype() if _py_any(isinstance(v, float) for v in (start, end, step))
                  else _dt.int64)
     dtype = _dt.as_dtype(dtype)
     n = _py_max(0, int(np.ceil((end - start) / step)))
@@ -578,13 +579,13 @@ def sum_to_shape(g, shape):
 
 
 def slice_prim(x, starts, stops, steps):
-    if all(a == 0 for a in starts) and tuple(stops) == tuple(x.shape) and all(s == 1 for s in steps):
+    if _py_all(a == 0 for a in starts) and tuple(stops) == tuple(x.shape) and _py_all(s == 1 for s in steps):
         return x
     return apply("slice", x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
 
 
 def pad_prim(x, lo, hi, interior, value):
-    if not any(lo) and not any(hi) and not any(interior):
+    if not _py_any(lo) and not _py_any(hi) and not _py_any(interior):
         return x
     return apply("pad", x, lo=tuple(lo), hi=tuple(hi), interior=tuple(interior),
                  value=_pyval(value, x.dtype))
@@ -732,7 +733,7 @@ def gather(x, dim, index):
     if index.ndim != x.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     stops = [x.shape[i] if i == d else index.shape[i] for i in range(x.ndim)]
-    if any(s > n for s, n in zip(stops, x.shape)):
+    if _py_any(s > n for s, n in zip(stops, x.shape)):
         raise RuntimeError(f"Size does not match at dimension: index {list(index.shape)} vs input {list(x.shape)}")
     return take_along_axis(slice_prim(x, [0] * x.ndim, stops, [1] * x.ndim), index, d)
 

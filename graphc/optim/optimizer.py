@@ -31,11 +31,10 @@ class Optimizer:
     def zero_grad(self, set_to_none=True):
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        p.grad = p.grad * 0
+                if set_to_none:
+                    p.grad = None          # no read first: a traced step then does not depend on it
+                elif p.grad is not None:
+                    p.grad = p.grad * 0
 
     def __repr__(self):
         s = type(self).__name__ + " ("
