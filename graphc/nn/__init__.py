@@ -2,4 +2,11 @@
 from .parameter import Parameter  # noqa: F401
 from .module import Module  # noqa: F401
 from .linear import Linear, Identity  # noqa: F401
-from . import functional, init  # noqa: F401
+from .conv import Conv2d  # noqa: F401
+from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d  # noqa: F401
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .activation import ReLU, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Softmax, LogSoftmax  # noqa: F401
+from .misc import Flatten, Unflatten, Dropout, Embedding  # noqa: F401
+from .container import Sequential, ModuleList, ModuleDict  # noqa: F401
+from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss  # noqa: F401
+from . import functional, init, utils  # noqa: F401

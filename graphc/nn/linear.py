@@ -40,12 +40,13 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        if x.shape[-1] != self.in_features:
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            rows = x.numel() // max(x.shape[-1], 1) if x.ndim else 1
+            got = x.shape[-1] if x.ndim else 1
             raise RuntimeError(
-                f"{type(self).__name__}(in_features={self.in_features}, out_features={self.out_features}): "
-                f"input has {x.shape[-1]} features in its last dim (shape {list(x.shape)}), expected "
-                f"{self.in_features}: mat1 and mat2 shapes cannot be multiplied "
-                f"({x.numel() // max(x.shape[-1], 1)}x{x.shape[-1]} and {self.in_features}x{self.out_features})")
+                f"{self._describe()} got an input of shape {list(x.shape)}: its last dim has {got} "
+                f"features, the layer expects {self.in_features} (mat1 and mat2 shapes cannot be "
+                f"multiplied ({rows}x{got} and {self.in_features}x{self.out_features}))")
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):

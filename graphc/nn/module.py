@@ -3,8 +3,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from collections import namedtuple
+
 from ..tensor import Tensor
 from .parameter import Parameter
+
+_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _float64():
+    from ..dtypes import float64
+    return float64
+
+
+def _float32():
+    from ..dtypes import float32
+    return float32
 
 
 class Module:
@@ -25,6 +39,7 @@ class Module:
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
+            value.__dict__.setdefault("_name", name)   # for error messages that name the layer
             self._modules[name] = value
         elif name in self._buffers or (isinstance(value, Tensor) and name in getattr(self, "_buffer_names", ())):
             self._buffers[name] = value
@@ -58,7 +73,14 @@ class Module:
         self._buffers[name] = tensor
 
     def add_module(self, name, module):
+        if module is not None:
+            module.__dict__.setdefault("_name", name)
         self._modules[name] = module
+
+    def _describe(self) -> str:
+        """How error messages name this layer: Linear 'fc1' (in_features=..., ...)."""
+        name = self.__dict__.get("_name")
+        return f"{type(self).__name__}{f' {name!r} ' if name else ''}({self.extra_repr()})"
 
     # ---- traversal ------------------------------------------------------------------------------
     def named_modules(self, prefix=""):
@@ -127,11 +149,32 @@ class Module:
                     p._grad._data[...] = 0
 
     def to(self, *args, **kwargs):
+        """Module.to(device) / .to(dtype): parameters and floating buffers change in place."""
         from ..device import device
+        from .. import dtypes as _dt
         for a in list(args) + list(kwargs.values()):
-            if isinstance(a, (str, device)):
+            if isinstance(a, (str, device)) and not (isinstance(a, str) and a in _dt._BY_NAME):
                 device(a).check_available()
+            elif isinstance(a, _dt.DType) or (isinstance(a, str) and a in _dt._BY_NAME):
+                self._cast_floats(_dt.as_dtype(a))
         return self
+
+    def _cast_floats(self, dtype):
+        if not dtype.is_floating_point:
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dtype.is_floating_point and t.dtype is not dtype:
+                t._data = t._data.astype(dtype.np)
+                t._dtype = dtype
+                t._version[0] += 1
+                if t._grad is not None:
+                    t._grad = None
+
+    def double(self):
+        return self.to(_float64())
+
+    def float(self):
+        return self.to(_float32())
 
     def cpu(self):
         return self
@@ -141,6 +184,51 @@ class Module:
             m.apply(fn)
         fn(self)
         return self
+
+    # ---- state ------------------------------------------------------------------------------------
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """name -> tensor for every parameter and buffer (sharing storage, detached)."""
+        out = OrderedDict() if destination is None else destination
+        for name, t in self.named_parameters(prefix.rstrip(".")):
+            out[name] = t if keep_vars else t.detach()
+        for name, t in self.named_buffers(prefix.rstrip(".")):
+            out[name] = t if keep_vars else t.detach()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy tensors from state_dict into this module's parameters and buffers, in place.
+
+        Every key, shape and dtype is checked before anything is copied, so a mismatch raises
+        and leaves the module exactly as it was."""
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict:
+            if unexpected:
+                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+            if missing:
+                errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        for k, t in own.items():
+            if k not in state_dict:
+                continue
+            src = state_dict[k]
+            if not isinstance(src, Tensor):
+                errors.append(f'While copying the parameter named "{k}", expected a tensor, got {type(src).__name__}.')
+            elif tuple(src.shape) != tuple(t.shape):
+                errors.append(f"size mismatch for {k}: copying a param with shape {src.shape!r} from "
+                              f"checkpoint, the shape in current model is {t.shape!r}.")
+            elif src.dtype.is_floating_point != t.dtype.is_floating_point and t.dtype.name != "int64":
+                errors.append(f"dtype mismatch for {k}: checkpoint has {src.dtype.name}, model has {t.dtype.name}.")
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        from ..autograd import no_grad
+        with no_grad():
+            for k, t in own.items():
+                if k in state_dict:
+                    t._data[...] = state_dict[k]._data.astype(t._data.dtype, copy=False)
+                    t._version[0] += 1
+        return _IncompatibleKeys(missing, unexpected)
 
     # ---- calling ---------------------------------------------------------------------------------------
     def forward(self, *args, **kwargs):

@@ -7,5 +7,5 @@ light so that the registry can be imported on its own.
 
 def load_all():
     from . import functional  # noqa: F401
-    from . import elementwise, reduction, movement, contraction, index, constant  # noqa: F401
-    from . import creation, composites  # noqa: F401
+    from . import elementwise, reduction, movement, contraction, index, constant, random, conv  # noqa: F401
+    from . import creation, composites, layer_composites  # noqa: F401

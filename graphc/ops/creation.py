@@ -106,25 +106,60 @@ def _check_device(device):
 
 # ---- random numbers -------------------------------------------------------------------------------
 class Generator:
-    """A seeded source of random numbers (torch.Generator); graphc's default one is global."""
+    """A seeded source of random numbers (torch.Generator).
+
+    Its state is an int64 tensor [seed, offset] read by the `uniform` primitive and advanced in
+    place, so random draws trace: inside a compiled function the state is captured and updated
+    by a write-back, and eager and compiled runs draw the same numbers. Draws that only exist
+    eagerly (randperm, nn.init) use a numpy generator seeded from the same state."""
 
     def __init__(self, device="cpu"):
-        self._rng = np.random.default_rng()
-        self._seed = None
+        self._seed = int(np.random.SeedSequence().entropy % (2 ** 62))
+        self.state = Tensor._wrap(np.array([self._seed, 0], dtype=np.int64))
+        _tracing.KNOWN_NAMES[id(self.state)] = "rng"
 
     def manual_seed(self, seed: int):
         self._seed = int(seed)
-        self._rng = np.random.default_rng(self._seed)
+        with _no_grad():
+            self.state._data[...] = (self._seed, 0)
+        self.state._version[0] += 1
         return self
 
     def initial_seed(self):
         return self._seed
 
     def get_state(self):
-        return self._rng.bit_generator.state
+        return Tensor._wrap(self.state._data.copy())
 
     def set_state(self, state):
-        self._rng.bit_generator.state = state
+        self.state._data[...] = state._data if isinstance(state, Tensor) else state
+        self.state._version[0] += 1
+
+    def uniform(self, shape, dtype, draws=1):
+        """`draws` tensors of uniform [0, 1) numbers of `shape`, advancing the state."""
+        n = 1
+        for s in shape:
+            n *= s
+        u = apply("uniform", self.state, shape=(draws,) + tuple(shape), dtype=dtype)
+        if _tracing.active() is None:
+            self.state._data[1] += n * draws
+            self.state._version[0] += 1
+        else:
+            from .functional import add
+            self.state._inplace(lambda s: add(s, tensor([0, n * draws])))
+        return u
+
+    @property
+    def _rng(self):
+        """A numpy generator for eager-only draws, seeded from (and advancing) the state."""
+        seed, offset = (int(v) for v in self.state._data)
+        self.state._data[1] += 1
+        return np.random.default_rng([seed & (2 ** 63 - 1), offset & (2 ** 63 - 1)])
+
+
+def _no_grad():
+    from ..autograd import no_grad
+    return no_grad()
 
 
 default_generator = Generator()
@@ -136,46 +171,62 @@ def manual_seed(seed: int):
 
 
 def seed():
-    return default_generator.manual_seed(int(np.random.SeedSequence().entropy % (2 ** 63)))
+    return default_generator.manual_seed(int(np.random.SeedSequence().entropy % (2 ** 62)))
 
 
 def initial_seed():
     return default_generator.initial_seed()
 
 
-def _random(name, shape, dtype, requires_grad, generator, draw):
-    if _tracing.active() is not None:
-        raise _tracing.TraceError(
-            f"graphc.{name} inside a compiled function is not supported "
-            f"({_tracing.user_location()}): random numbers are not traceable yet; create the random "
-            "tensor outside and pass it in as an argument")
+def _shape_dtype(shape, dtype):
     from .functional import _shape_arg
     shape = _shape_arg(shape)
-    dtype = _dt.as_dtype(dtype) if dtype is not None else _dt.get_default_dtype()
-    rng = (generator or default_generator)._rng
-    t = Tensor._wrap(np.asarray(draw(rng, shape)).astype(dtype.np, copy=False))
+    return shape, (_dt.as_dtype(dtype) if dtype is not None else _dt.get_default_dtype())
+
+
+def _finish(t, requires_grad):
     if requires_grad:
+        if t._value is not None:
+            raise _tracing.TraceError("creating a tensor with requires_grad=True inside a compiled "
+                                      "function is not supported; create it outside and capture it")
         t.requires_grad_(True)
     return t
 
 
 def rand(*shape, dtype=None, requires_grad=False, generator=None):
-    return _random("rand", shape, dtype, requires_grad, generator, lambda r, s: r.random(s))
+    """Uniform numbers in [0, 1)."""
+    from .functional import reshape
+    shape, dtype = _shape_dtype(shape, dtype)
+    with _no_grad():
+        u = reshape((generator or default_generator).uniform(shape, dtype), shape)
+    return _finish(u, requires_grad)
 
 
 def randn(*shape, dtype=None, requires_grad=False, generator=None):
-    return _random("randn", shape, dtype, requires_grad, generator, lambda r, s: r.standard_normal(s))
+    """Standard normal numbers (Box-Muller over two uniform draws)."""
+    from .functional import reshape, log, sqrt, cos, narrow
+    shape, dtype = _shape_dtype(shape, dtype)
+    with _no_grad():
+        u = (generator or default_generator).uniform(shape, dtype, draws=2)
+        u1, u2 = (reshape(narrow(u, 0, i, 1), shape) for i in (0, 1))
+        z = sqrt(log(1 - u1) * -2.0) * cos(u2 * (2 * np.pi))
+    return _finish(z, requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None, generator=None):
+    """Integers uniform in [low, high)."""
+    from .functional import reshape, cast
     if high is None:
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    return _random("randint", (tuple(size),), dtype or _dt.int64, False, generator,
-                   lambda r, s: r.integers(low, high, size=s))
+    shape, dtype = _shape_dtype((tuple(size),), dtype or _dt.int64)
+    with _no_grad():
+        u = reshape((generator or default_generator).uniform(shape, _dt.float64), shape)
+        r = cast(cast(u * float(high - low), _dt.int64) + low, dtype)
+    return r
 
 
 def rand_like(x, dtype=None, requires_grad=False):
@@ -191,8 +242,12 @@ def randint_like(x, low, high=None, dtype=None):
 
 
 def randperm(n, dtype=None, generator=None):
-    return _random("randperm", ((n,),), dtype or _dt.int64, False, generator,
-                   lambda r, s: r.permutation(n))
+    """A random permutation of 0..n-1 (eager only: it sorts)."""
+    if _tracing.active() is not None:
+        raise _tracing.TraceError(f"graphc.randperm inside a compiled function is not supported "
+                                  f"({_tracing.user_location()}); create it outside and pass it in")
+    p = (generator or default_generator)._rng.permutation(n)
+    return Tensor._wrap(p.astype((_dt.as_dtype(dtype) if dtype else _dt.int64).np))
 
 
 def normal(mean, std, size, generator=None):

@@ -8,14 +8,14 @@ A Primitive carries
                                              while tracing (emits backward nodes) and under
                                              create_graph=True (higher-order gradients)
   category                                   elementwise | reduction | movement | contraction
-                                             | index | constant
+                                             | index | constant | random
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-CATEGORIES = ("elementwise", "reduction", "movement", "contraction", "index", "constant")
+CATEGORIES = ("elementwise", "reduction", "movement", "contraction", "index", "constant", "random")
 
 
 @dataclass
