@@ -31,6 +31,7 @@ from .device import device  # noqa: F401
 from .tracing import TraceError  # noqa: F401
 from .compiler import compile  # noqa: F401
 from .transforms import grad, value_and_grad  # noqa: F401
+from .serialization import save, load  # noqa: F401
 from . import testing  # noqa: F401
 
 float = float32  # noqa: A001  (torch.float)
@@ -58,7 +59,7 @@ class cuda:
 
 def __getattr__(name):
     # nn/optim import lazily so `import graphc` stays light
-    if name in ("nn", "optim"):
+    if name in ("nn", "optim", "utils"):
         import importlib
         mod = importlib.import_module(f".{name}", __name__)
         globals()[name] = mod

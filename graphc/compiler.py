@@ -17,7 +17,7 @@ from . import pytree
 from . import tracing as _tr
 from .ir.graph import Graph
 from .ir import print_graph
-from .passes.manager import run_passes
+from .passes import manager as _pass_manager
 from .tensor import Tensor
 
 
@@ -26,15 +26,28 @@ def _leaf_spec(x):
     if isinstance(x, Tensor):
         if x._value is not None:
             raise _tr.TraceError("a tracer was passed to a compiled function from outside its trace")
-        return ("T", tuple(x.shape), x.dtype.name, bool(x.requires_grad))
+        return ("T", tuple(x.shape), x.dtype.name, bool(x.requires_grad),
+                bool(x.requires_grad and x.is_leaf))
     if x is None or isinstance(x, (bool, int, float, str, bytes, complex)):
         return ("S", type(x).__name__, x)
     return ("O", type(x).__name__, id(x))
 
 
+def _what_changed(a, b):
+    if a[0] == b[0] == "T":
+        what = [w for w, i in (("shape", 1), ("dtype", 2), ("requires_grad", 3)) if a[i] != b[i]]
+        if a[3] == b[3] and a[4] != b[4]:
+            what.append("is_leaf")
+        return f" ({', '.join(what)} change)"
+    if a[0] == b[0] == "S":
+        return " (python scalar change: python values are static in the graph)"
+    return ""
+
+
 def _describe_leaf(spec):
     if spec[0] == "T":
-        return f"tensor {spec[2]}{list(spec[1])}" + (" requiring grad" if spec[3] else "")
+        return f"tensor {spec[2]}{list(spec[1])}" + (
+            "" if not spec[3] else " requiring grad" if spec[4] else " requiring grad (non-leaf)")
     if spec[0] == "S":
         return f"{spec[1]} {spec[2]!r}"
     return f"{spec[1]} object at {spec[2]:#x}"
@@ -67,37 +80,47 @@ def _arg_labels(fn, args, kwargs, treedef_leaves):
 
 # ---- naming captured state ---------------------------------------------------------------------
 def _scan_names(fn):
-    """id(tensor) -> (label, guard) for tensors reachable by name from fn: its closure, its
-    globals, modules' parameters and buffers, optimizers' state."""
+    """id(tensor) -> (label, guards) for tensors reachable by name from fn: its closure, its
+    globals, modules' parameters and buffers, optimizers' state. `guards` are the
+    (description, check) pairs that must hold for a trace capturing the tensor to stay valid:
+    the global or closure variable still names the same object, the module attribute still
+    holds the same tensor, the module is still in the same train/eval mode."""
     names = {}
 
-    def add(t, label, guard=None):
+    def add(t, label, guards):
         if isinstance(t, Tensor) and id(t) not in names:
-            names[id(t)] = (label, guard)
+            names[id(t)] = (label, guards)
 
-    def walk(obj, label, guard):
+    def walk(obj, label, guards):
         if isinstance(obj, type):      # a class (nn.Linear in a module's globals), not an instance
             return
         if isinstance(obj, Tensor):
-            add(obj, label, guard)
+            add(obj, label, guards)
         elif hasattr(obj, "named_parameters") and hasattr(obj, "named_buffers"):
-            for n, p in obj.named_parameters():
-                add(p, f"{label}.{n}" if label else n)
-            for n, b in obj.named_buffers():
-                add(b, f"{label}.{n}" if label else n)
+            shown = label or type(obj).__name__
+            modes = tuple(getattr(m, "training", None) for m in obj.modules())
+            mode_guard = (f"module '{shown}' switched between train() and eval()",
+                          lambda o=obj, m=modes: tuple(getattr(x, "training", None)
+                                                       for x in o.modules()) == m)
+            for kind, items in (("parameter", obj.named_parameters()), ("buffer", obj.named_buffers())):
+                for n, p in items:
+                    lbl = f"{label}.{n}" if label else n
+                    attr_guard = (f"{kind} '{lbl}' was replaced by another tensor",
+                                  lambda o=obj, n=n, p=p: _get_path(o, n) is p)
+                    add(p, lbl, guards + [attr_guard, mode_guard])
         elif hasattr(obj, "param_groups") and hasattr(obj, "state"):
             params = [p for g in obj.param_groups for p in g["params"]]
             for i, p in enumerate(params):
                 for k, v in obj.state.get(p, {}).items():
-                    add(v, f"{label}.{_param_name(names, p, i)}.{k}")
+                    add(v, f"{label}.{_param_name(names, p, i)}.{k}", guards)
 
     target = fn
     if hasattr(fn, "named_parameters"):
-        walk(fn, "", None)
+        walk(fn, "", [])
         target = getattr(type(fn), "forward", fn)
     owner = getattr(fn, "__self__", None)
     if owner is not None:
-        walk(owner, "self" if not hasattr(owner, "named_parameters") else "", None)
+        walk(owner, "self" if not hasattr(owner, "named_parameters") else "", [])
     code_fn = inspect.unwrap(getattr(target, "__func__", target))
     code = getattr(code_fn, "__code__", None)
     if code is not None and code_fn.__closure__:
@@ -106,13 +129,21 @@ def _scan_names(fn):
                 v = cell.cell_contents
             except ValueError:
                 continue
-            walk(v, name, ("closure", cell, v) if isinstance(v, Tensor) else None)
-    for name, v in list(getattr(code_fn, "__globals__", {}).items()):
-        if isinstance(v, Tensor):
-            walk(v, name, ("global", code_fn.__globals__, name, v))
-        elif hasattr(v, "named_parameters") or hasattr(v, "param_groups"):
-            walk(v, name, None)
+            if isinstance(v, Tensor) or hasattr(v, "named_parameters") or hasattr(v, "param_groups"):
+                walk(v, name, [(f"closure variable '{name}' now refers to a different object",
+                                lambda c=cell, v=v: _cell(c) is v)])
+    g = getattr(code_fn, "__globals__", {})
+    for name, v in list(g.items()):
+        if isinstance(v, Tensor) or hasattr(v, "named_parameters") or hasattr(v, "param_groups"):
+            walk(v, name, [(f"global '{name}' now refers to a different object",
+                            lambda g=g, name=name, v=v: g.get(name) is v)])
     return names
+
+
+def _get_path(obj, path):
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 def _param_name(names, p, i):
@@ -120,15 +151,237 @@ def _param_name(names, p, i):
     return got[0] if got else f"param{i}"
 
 
+# ---- graphs as differentiable eager functions -------------------------------------------------------
+class GraphFunction:
+    """A traced graph compiled by a backend, callable on arrays; its backward (built lazily by
+    the autodiff pass, one per set of outputs and inputs being differentiated) is another
+    GraphFunction, so eager backward through a compiled call also works with create_graph=True.
+
+    The backward recomputes the forward from the saved inputs rather than saving residuals:
+    nothing is stored per call but references to the input tensors (checked against their
+    version counters when the backward runs, as eager autograd checks saved tensors)."""
+
+    def __init__(self, graph, compiler, nograd=frozenset()):
+        self.graph = graph                  # the graph as traced (the backward is built from it)
+        self.compiler = compiler            # CompiledFunction: backend, passes, dump dir
+        self.nograd = frozenset(nograd)     # values recorded with grad mode off
+        self._passes = None
+        self._exe = None
+        self._requiring = {}
+        self._backward = {}
+
+    @property
+    def passes(self):
+        if self._passes is None:
+            self._passes = self.compiler._run_passes(self.graph)
+        return self._passes
+
+    @property
+    def exe(self):
+        if self._exe is None:
+            self._exe = self.compiler._backend_compile(self.passes.final)
+        return self._exe
+
+    def outputs_requiring_grad(self, diff_inputs):
+        """Indices of the outputs that depend differentiably on the inputs `diff_inputs`."""
+        key = tuple(diff_inputs)
+        got = self._requiring.get(key)
+        if got is None:
+            from .ops.registry import PRIMITIVES
+            g = self.graph
+            req = {g.inputs[i].name for i in diff_inputs}
+            for n in g.nodes:
+                if (n.out.name not in self.nograd and n.out.type.dtype.is_floating_point
+                        and PRIMITIVES[n.op].vjp is not None and any(i.name in req for i in n.inputs)):
+                    req.add(n.out.name)
+            got = self._requiring[key] = tuple(k for k, v in enumerate(g.outputs)
+                                               if v.name in req and v.type.dtype.is_floating_point)
+        return got
+
+    def backward(self, outs, diff_inputs):
+        """(GraphFunction, used, where): the backward graph takes this graph's inputs then one
+        cotangent per output in `outs`, and returns the gradients of the inputs `diff_inputs`
+        that have one (`where[j]`: index of input j's gradient among its outputs, or None);
+        `used`: the forward inputs it reads."""
+        key = (tuple(outs), tuple(diff_inputs))
+        got = self._backward.get(key)
+        if got is None:
+            got = self._backward[key] = self._build_backward(outs, diff_inputs)
+        return got
+
+    def _build_backward(self, outs, diff_inputs):
+        from .passes.autodiff import backprop
+        g = self.graph.copy()
+        g.name = self.graph.name + "_backward"
+        fwd_outs, g.outputs, g.updates = list(g.outputs), [], []
+        n_in = len(g.inputs)
+        trace = _tr.Trace(g)
+        trace.nograd = set(self.nograd)
+        with _tr.tracing(trace), _ag.enable_grad():      # recorded differentiable: double backward
+            seeds = [trace.tracer(g.add_input(fwd_outs[k].type, "arg", label=f"grad_{fwd_outs[k].name}"))
+                     for k in outs]
+            grads = backprop(trace, [fwd_outs[k] for k in outs], seeds, [g.inputs[i] for i in diff_inputs])
+        where = []
+        for gr in grads:
+            if gr is None:
+                where.append(None)
+            else:
+                where.append(len(g.outputs))
+                g.outputs.append(gr._value)
+        fn = GraphFunction(g, self.compiler, trace.nograd)
+        final = fn.passes.final
+        read = {i.name for n in final.nodes for i in n.inputs} | {v.name for v in final.outputs}
+        used = [i for i, v in enumerate(final.inputs[:n_in]) if v.name in read]
+        return fn, used, where
+
+
+class CompiledFunctionBackward:
+    """The eager autograd node of a compiled call (the engine's interface: next, apply,
+    release, freed, retained, name). Its cotangent is one output's gradient, or when several
+    outputs require grad the concatenation of all of them (see _OutputBackward)."""
+    __slots__ = ("fn", "outs", "diff", "next", "saved", "versions", "written", "freed", "retained",
+                 "out_types", "__weakref__")
+
+    def __init__(self, fn, outs, diff, inputs, written):
+        self.fn = fn
+        self.outs = tuple(outs)                 # output indices whose gradient this node takes
+        self.diff = tuple(diff)                 # input indices that require grad
+        self.next = tuple(_ag.edge_of(inputs[i]) for i in diff)
+        self.saved = list(inputs)
+        self.versions = [t._version[0] for t in inputs]
+        self.written = frozenset(written)       # inputs the call itself updated in place
+        self.out_types = tuple(fn.graph.outputs[k].type for k in outs)
+        self.freed = False
+        self.retained = None
+
+    @property
+    def name(self):
+        return "CompiledFunctionBackward"
+
+    def __repr__(self):
+        return f"<{self.name} ({self.fn.graph.name})>"
+
+    def apply(self, g):
+        if self.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved "
+                "tensors after they have already been freed). Saved intermediate values of the "
+                "graph are freed when you call .backward() or autograd.grad(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time.")
+        bwd, used, where = self.fn.backward(self.outs, self.diff)
+        for i in used:
+            t = self.saved[i]
+            if i in self.written or t._version[0] != self.versions[i]:
+                lbl = self.fn.graph.inputs[i].label
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: [{t.dtype!r} {list(t.shape)}] '{lbl}', which is saved by "
+                    f"{self.name} (graph {self.fn.graph.name})"
+                    + (", was updated by the compiled call itself" if i in self.written else
+                       f", is at version {t._version[0]}; expected version {self.versions[i]} instead")
+                    + ". Hint: the backward of a compiled function recomputes its forward from its "
+                    "inputs; do not modify them in place before calling backward().")
+        cts = _unpack(g, self.out_types) if len(self.outs) > 1 else [g]
+        ins = list(self.saved) + [c if tuple(c.shape) == t.shape else c.reshape(t.shape)
+                                  for c, t in zip(cts, self.out_types)]
+        if _ag.is_grad_enabled() and any(t.requires_grad for t in ins):
+            outs = _call_graph_fn(bwd, ins)     # create_graph: the gradients are differentiable
+        else:
+            outs = [Tensor._wrap(np.array(a, copy=True) if not a.flags.writeable or not a.flags.owndata
+                                 else a)
+                    for a in bwd.exe([t._data for t in ins])]
+        return tuple(None if w is None else outs[w] for w in where)
+
+    def release(self):
+        self.saved = None
+        self.freed = True
+
+
+class _OutputBackward:
+    """When several outputs of one compiled call require grad, each gets one of these: it places
+    its gradient in that output's segment of a flat vector, which the engine sums over the
+    outputs into the shared CompiledFunctionBackward's cotangent."""
+    __slots__ = ("next", "k", "types", "freed", "retained", "__weakref__")
+
+    def __init__(self, shared, k, types):
+        self.next = (shared,)
+        self.k = k
+        self.types = types
+        self.freed = False
+        self.retained = None
+
+    @property
+    def name(self):
+        return "CompiledFunctionOutputBackward"
+
+    def __repr__(self):
+        return f"<{self.name} [{self.k}]>"
+
+    def apply(self, g):
+        from .ops import functional as F
+        dt = _pack_dtype(self.types)
+        parts = []
+        for j, t in enumerate(self.types):
+            if j == self.k:
+                parts.append(F.reshape(F.cast(g, dt), (-1,)))
+            else:
+                parts.append(F.zeros(t.numel, dtype=dt))
+        return (F.cat(parts) if len(parts) > 1 else parts[0],)
+
+    def release(self):
+        self.freed = True
+
+
+def _pack_dtype(types):
+    from . import dtypes as _dt
+    return _dt.float64 if any(t.dtype is _dt.float64 for t in types) else types[0].dtype
+
+
+def _unpack(g, types):
+    from .ops import functional as F
+    out, at = [], 0
+    for t in types:
+        part = F.reshape(F.narrow(g, 0, at, t.numel), t.shape)
+        out.append(F.cast(part, t.dtype))
+        at += t.numel
+    return out
+
+
+def _call_graph_fn(fn, tensors):
+    """Run a (backward) GraphFunction on tensors, attaching a backward node when needed."""
+    arrays = fn.exe([t._data for t in tensors])
+    outs = [Tensor._wrap(np.array(a, copy=True) if not a.flags.writeable or not a.flags.owndata else a)
+            for a in arrays]
+    _attach_backward(fn, tensors, outs, written=())
+    return outs
+
+
+def _attach_backward(fn, inputs, outs, written):
+    """Give the outputs that need it a grad_fn running fn's backward (grad mode on only)."""
+    if not _ag.is_grad_enabled():
+        return
+    diff = [i for i, t in enumerate(inputs) if t.requires_grad and t.dtype.is_floating_point]
+    if not diff:
+        return
+    req = fn.outputs_requiring_grad(diff)
+    if not req:
+        return
+    node = CompiledFunctionBackward(fn, req, diff, inputs, written)
+    types = node.out_types
+    for j, k in enumerate(req):
+        t = outs[k]
+        t.requires_grad = True
+        t.grad_fn = node if len(req) == 1 else _OutputBackward(node, j, types)
+
+
 # ---- compiled entries ------------------------------------------------------------------------------
 class Entry:
     """One traced signature: its stages, executable and how to bind/unbind Python state."""
 
-    def __init__(self, key, passes, exe, arg_leaves, state_slots, update_slots, grad_clears,
-                 out_treedef, out_leaves, guards, retrace_reason):
+    def __init__(self, key, fn, arg_leaves, state_slots, update_slots, grad_clears,
+                 out_treedef, out_leaves, guards, retrace_reason, written_inputs=()):
         self.key = key
-        self.passes = passes
-        self.exe = exe
+        self.fn = fn                        # the GraphFunction
         self.arg_leaves = arg_leaves        # leaf index of each arg input of the graph
         self.state_slots = state_slots      # ("data", tensor) | ("grad", owner) per state input
         self.update_slots = update_slots    # ("data", tensor) | ("arg", leaf index) | ("grad", owner)
@@ -137,22 +390,32 @@ class Entry:
         self.out_leaves = out_leaves        # ("out", k) | ("static", value) per returned leaf
         self.guards = guards                # [(description, check() -> bool)]
         self.reason = retrace_reason
+        self.written_inputs = tuple(written_inputs)   # graph inputs the call updates in place
         self.calls = 0
+
+    @property
+    def passes(self):
+        return self.fn.passes
+
+    @property
+    def exe(self):
+        return self.fn.exe
 
     @property
     def graph(self) -> Graph:
         return self.passes.final
 
-    def failed_guard(self):
+    def failed_guard(self, leaves):
         for desc, check in self.guards:
-            if not check():
+            if not (check(leaves) if getattr(check, "wants_leaves", False) else check()):
                 return desc
         return None
 
     def run(self, leaves):
-        ins = [leaves[i]._data for i in self.arg_leaves]
+        tensors = [leaves[i] for i in self.arg_leaves]
         for kind, t in self.state_slots:
-            ins.append(t._data if kind == "data" else t._grad._data)
+            tensors.append(t if kind == "data" else t._grad if kind == "grad" else leaves[t]._grad)
+        ins = [t._data for t in tensors]
         res = self.exe(ins)
         n_out = len(self.graph.outputs)
         outs, ups = res[:n_out], res[n_out:]
@@ -163,21 +426,25 @@ class Entry:
                 tgt._data[...] = a
                 tgt._version[0] += 1
             else:
-                g = t._grad
+                owner = t if kind == "grad" else leaves[t]
+                g = owner._grad
                 if g is not None and tuple(g.shape) == a.shape and not g.requires_grad and g._data.flags.writeable:
                     g._data[...] = a
                     g._version[0] += 1
                 else:
-                    t._grad = Tensor._wrap(np.array(a, copy=True))
-        for owner in self.grad_clears:
-            owner._grad = None
+                    owner._grad = Tensor._wrap(np.array(a, copy=True))
+        for kind, t in self.grad_clears:
+            (t if kind == "grad" else leaves[t])._grad = None
         self.calls += 1
         seen = []
         out_tensors = []
         for a in outs:
             a = _fresh(a, ins + seen)
+            if not a.flags.writeable:          # a broadcast view: results are fresh, writable tensors
+                a = np.array(a, copy=True)
             seen.append(a)
             out_tensors.append(Tensor._wrap(a))
+        _attach_backward(self.fn, tensors, out_tensors, self.written_inputs)
         vals = [out_tensors[k] if kind == "out" else k for kind, k in self.out_leaves]
         return pytree.unflatten(self.out_treedef, vals)
 
@@ -221,7 +488,7 @@ class CompiledFunction:
         reason = None
         if entries:
             for e in entries:
-                failed = e.failed_guard()
+                failed = e.failed_guard(leaves)
                 if failed is None:
                     return leaves, e
                 reason = f"guard failed: {failed}"
@@ -235,18 +502,25 @@ class CompiledFunction:
     def _why_new_key(self, key, args, kwargs):
         if self._last_key is None:
             return "first call"
-        old = self._last_key
+
+        def distance(k):     # compare with the most similar signature traced before
+            return ((k[0] != key[0]) * 1000 + (k[2] != key[2]) + abs(len(k[1]) - len(key[1]))
+                    + sum(sum(p != q for p, q in zip(x, y)) if x[0] == y[0] else len(x)
+                          for x, y in zip(k[1], key[1])))
+        old = min([self._last_key] + list(self._cache), key=distance)
+        reasons = []
         if old[0] != key[0]:
-            return "the structure of the arguments changed"
+            reasons.append("the structure of the arguments changed")
         if old[2] != key[2]:
-            return f"grad mode changed: {'enabled' if key[2] else 'disabled (no_grad)'}"
-        labels = _arg_labels(self.fn, args, kwargs, None)
-        diffs = []
-        for i, (a, b) in enumerate(zip(old[1], key[1])):
-            if a != b:
-                lbl = labels[i] if i < len(labels) else f"leaf {i}"
-                diffs.append(f"argument '{lbl}' changed from {_describe_leaf(a)} to {_describe_leaf(b)}")
-        return "; ".join(diffs) or "new signature"
+            reasons.append(f"grad mode changed: {'enabled' if key[2] else 'disabled (no_grad)'}")
+        if old[0] == key[0]:
+            labels = _arg_labels(self.fn, args, kwargs, None)
+            for i, (a, b) in enumerate(zip(old[1], key[1])):
+                if a != b:
+                    lbl = labels[i] if i < len(labels) else f"leaf {i}"
+                    reasons.append(f"argument '{lbl}' changed from {_describe_leaf(a)} to "
+                                   f"{_describe_leaf(b)}{_what_changed(a, b)}")
+        return "; ".join(reasons) or "new signature"
 
     # ---- tracing -----------------------------------------------------------------------------
     def _trace(self, args, kwargs, leaves, key, reason):
@@ -273,6 +547,7 @@ class CompiledFunction:
                 v = graph.add_input(x._type(), "arg", label=labels[i] if i < len(labels) else f"arg{i}")
                 tr = trace.tracer(v, x.requires_grad)
                 trace.arg_of[id(tr)] = x
+                trace.labels.setdefault(id(x), v.label)   # its .grad slot is "<arg>.grad"
                 trace.arg_values[id(tr)] = v
                 trace.keep[id(tr)] = tr
                 traced_leaves[i] = tr
@@ -298,7 +573,14 @@ class CompiledFunction:
                 e.add_note(f"(graphc: raised while tracing '{self.name}', at {loc})")
             raise
 
-        # state write-backs: captured data, arguments updated in place, .grad slots
+        # state write-backs: captured data, arguments updated in place, .grad slots. The .grad
+        # of an argument is bound per call (("arg_grad", leaf index)), of a captured tensor to it.
+        arg_index = {id(leaves[i]): i for i in arg_leaves}
+
+        def grad_slot(owner):
+            i = arg_index.get(id(owner))
+            return ("arg_grad", i) if i is not None else ("grad", owner)
+
         update_slots, grad_clears = [], []
         for tid, t in trace.written.items():
             graph.updates.append((trace.label_for(t), trace.current[tid]))
@@ -313,30 +595,55 @@ class CompiledFunction:
                 continue
             if v is None:
                 if owner._grad is not None or tid in trace.grad_reads:
-                    grad_clears.append(owner)
+                    grad_clears.append(grad_slot(owner))
                 continue
             if owner._grad is not None and trace.current.get(id(owner._grad)) is v:
                 continue  # read but not changed
             graph.updates.append((trace.label_for(owner, ".grad"), v))
-            update_slots.append(("grad", owner))
+            update_slots.append(grad_slot(owner))
 
         state_slots = []
-        grad_objs = {id(o._grad): o for o in trace.keep.values() if isinstance(o, Tensor) and o._grad is not None}
         for t, v in trace.state:
-            owner = grad_objs.get(id(t))
-            state_slots.append(("grad", owner) if owner is not None and v.label.endswith(".grad") else ("data", t))
+            owner = trace.grad_inputs.get(v.name)
+            state_slots.append(grad_slot(owner) if owner is not None else ("data", t))
 
-        guards = self._guards(trace, names)
-        passes = run_passes(graph, enabled=self.pass_switches,
-                            dump_dir=self.dump)
-        exe = _backends.get(self.backend)(passes.final, **self.backend_options)
+        # graph inputs (args first, then state, as Entry.run binds them) the call updates in place
+        written = []
+        for slot in update_slots:
+            if slot[0] == "arg":
+                written.append(arg_leaves.index(slot[1]))
+            else:
+                for j, s in enumerate(state_slots):
+                    if s[0] == slot[0] and s[1] is slot[1]:
+                        written.append(len(arg_leaves) + j)
+
+        guards = self._guards(trace, names, arg_leaves)
+        entry_box = []
+        if trace.created_state and not any(getattr(e, "created_state", False)
+                                           for e in self._cache.get(key, ())):
+            entry_box = []
+            guards.append(("the function created new state while it was traced (an optimizer's "
+                           "buffers): the trace was only for that first call",
+                           lambda b=entry_box: not b or b[0].calls == 0))
+        fn = GraphFunction(graph, self, trace.nograd)
+        fn.exe  # run the passes and compile now, so errors surface at the first call
         self._log.append((graph.name, reason))
         if self.verbose_explain:
             print(f"graphc: tracing {self.name} ({graph.name}): {reason}", file=sys.stderr)
-        return Entry(key, passes, exe, arg_leaves, state_slots, update_slots, grad_clears,
-                     out_treedef, out_leaves, guards, reason)
+        entry = Entry(key, fn, arg_leaves, state_slots, update_slots, grad_clears,
+                      out_treedef, out_leaves, guards, reason, written)
+        entry.created_state = trace.created_state
+        if trace.created_state:
+            entry_box.append(entry)
+        return entry
 
-    def _guards(self, trace, names):
+    def _run_passes(self, graph):
+        return _pass_manager.run_passes(graph, enabled=self.pass_switches, dump_dir=self.dump)
+
+    def _backend_compile(self, graph):
+        return _backends.get(self.backend)(graph, **self.backend_options)
+
+    def _guards(self, trace, names, arg_leaves):
         guards = []
         for t, v in trace.state:
             shape, dtype, req = tuple(t.shape), t.dtype, t.requires_grad
@@ -344,22 +651,25 @@ class CompiledFunction:
             guards.append((f"captured '{lbl}' changed shape, dtype or requires_grad",
                            lambda t=t, s=shape, d=dtype, r=req: tuple(t.shape) == s and t.dtype is d
                            and t.requires_grad == r))
+        arg_index = {id(trace.arg_of[k]): (i, trace.arg_values[k].label)
+                     for i, k in zip(arg_leaves, trace.arg_of)}
         for tid, (owner, was_none) in trace.grad_reads.items():
-            lbl = trace.label_for(owner)
-            guards.append((f"'{lbl}.grad' was {'None' if was_none else 'a tensor'} when traced, now "
-                           f"{'a tensor' if was_none else 'None'}",
-                           lambda o=owner, w=was_none: (o._grad is None) == w))
-        for tid, (label, src) in names.items():
-            if src is None:
-                continue
-            if src[0] == "global":
-                _, g, name, t = src
-                guards.append((f"global '{name}' now refers to a different object",
-                               lambda g=g, name=name, t=t: g.get(name) is t))
-            elif src[0] == "closure":
-                _, cell, t = src
-                guards.append((f"closure variable '{label}' now refers to a different object",
-                               lambda c=cell, t=t: _cell(c) is t))
+            now = 'a tensor' if was_none else 'None'
+            then = 'None' if was_none else 'a tensor'
+            if tid in arg_index:
+                k, lbl = arg_index[tid]
+                guards.append((f"argument '{lbl}.grad' was {then} when traced, now {now}",
+                               _wants_leaves(lambda leaves, k=k, w=was_none: (leaves[k]._grad is None) == w)))
+            else:
+                lbl = trace.label_for(owner)
+                guards.append((f"'{lbl}.grad' was {then} when traced, now {now}",
+                               lambda o=owner, w=was_none: (o._grad is None) == w))
+        seen = set()
+        for tid, (label, more) in names.items():
+            for desc, check in more or ():
+                if id(check) not in seen:
+                    seen.add(id(check))
+                    guards.append((desc, check))
         return guards
 
     # ---- inspection --------------------------------------------------------------------------
@@ -394,6 +704,11 @@ class CompiledFunction:
 
     def __repr__(self):
         return f"<graphc.compile {self.name} backend={self.backend} traces={len(self._log)}>"
+
+
+def _wants_leaves(check):
+    check.wants_leaves = True      # called with the call's flattened arguments
+    return check
 
 
 def _cell(c):

@@ -84,6 +84,14 @@ def as_dtype(d) -> DType:
     return from_numpy(d)
 
 
+_SCALAR_TYPE = {"bool": "Bool", "int64": "Long", "float32": "Float", "float64": "Double"}
+
+
+def scalar_type_name(d: DType) -> str:
+    """torch's ScalarType spelling (Float, Double, Long, Bool), as its error messages print it."""
+    return _SCALAR_TYPE[d.name]
+
+
 def promote_types(a: DType, b: DType) -> DType:
     return a if _ORDER[a] >= _ORDER[b] else b
 

@@ -282,8 +282,12 @@ class Tensor:
                 src._accum = self._accum
         new = fn(src, *args)
         if new._dtype is not self._dtype:
-            raise RuntimeError(f"result type {new._dtype.name} can't be cast to the desired output "
-                               f"type {self._dtype.name}")
+            # torch computes in the promoted type and casts back, unless that would lower the
+            # category (float -> int, int -> bool): f32 += f64 is fine, i64 += 0.5 is not
+            if new._dtype.category > self._dtype.category:
+                raise RuntimeError(f"result type {_dt.scalar_type_name(new._dtype)} can't be cast to the "
+                                   f"desired output type {_dt.scalar_type_name(self._dtype)}")
+            new = F.cast(new, self._dtype)
         if tuple(new.shape) != tuple(self.shape):
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(new.shape)}")
         if not self._data.flags.writeable:

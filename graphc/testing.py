@@ -15,16 +15,15 @@ def numerical_jacobian_vjp(fn, inputs, cotangent, eps=1e-6):
             grads.append(None)
             continue
         base = x._data
-        g = np.zeros_like(base, dtype=np.float64)
-        flat = base.reshape(-1)
-        for j in range(flat.size):
-            old = flat[j]
-            flat[j] = old + eps
+        g = np.zeros(base.shape, dtype=np.float64)
+        for j in np.ndindex(*base.shape):   # element writes reach the data even through a strided view
+            old = base[j]
+            base[j] = old + eps
             fp = _dot(fn(*inputs), cotangent)
-            flat[j] = old - eps
+            base[j] = old - eps
             fm = _dot(fn(*inputs), cotangent)
-            flat[j] = old
-            g.reshape(-1)[j] = (fp - fm) / (2 * eps)
+            base[j] = old
+            g[j] = (fp - fm) / (2 * eps)
         grads.append(g)
     return grads
 
@@ -39,8 +38,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, raise_exceptio
     A random cotangent checks the whole Jacobian in one backward pass; returns True or raises
     AssertionError naming the input and the worst element."""
     inputs = list(inputs)
-    with _ag.no_grad():
-        out = fn(*inputs)
+    out = fn(*inputs)   # (not under no_grad: fn may itself differentiate, e.g. for a second derivative)
     rng = np.random.default_rng(seed)
     cot = rng.standard_normal(tuple(out.shape))
     num = numerical_jacobian_vjp(fn, inputs, cot, eps)

@@ -15,6 +15,7 @@ from .ir.graph import Graph
 
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _current = [None]
+KNOWN_NAMES = {}   # id(tensor) -> label, for library-owned state such as the RNG
 
 
 class TraceError(RuntimeError):
@@ -74,6 +75,11 @@ class Trace:
         self.arg_of = {}              # id(arg tracer) -> concrete arg tensor
         self.arg_values = {}          # id(arg tracer) -> its graph input Value
         self.labels = {}              # id(tensor) -> label
+        self.nograd = set()           # names of values recorded with grad mode off: the
+                                      # autodiff pass does not propagate through them
+        self.grad_tracers = {}        # id(tracer read from x.grad) -> id(x)
+        self.grad_inputs = {}         # name of a state input holding x.grad -> x
+        self.created_state = False    # did the function create eager state (suspended())?
 
     # ---- values --------------------------------------------------------------------------------
     def tracer(self, value, requires_grad=False):
@@ -83,7 +89,8 @@ class Trace:
     def label_for(self, t, suffix: str = "") -> str:
         base = self.labels.get(id(t))
         if base is None:
-            base = (self.namer(t) if self.namer else None) or f"c{len(self.labels)}"
+            base = ((self.namer(t) if self.namer else None) or KNOWN_NAMES.get(id(t))
+                    or f"c{len(self.labels)}")
             used = set(self.labels.values())
             label, k = base, 1
             while label in used:
@@ -114,6 +121,8 @@ class Trace:
         vals = [self.value_of(t) for t in inputs]
         out_type = prim.infer(*[v.type for v in vals], **attrs)
         v = self.graph.add_node(prim.name, vals, attrs, out_type, loc=user_location(False))
+        if not ag.is_grad_enabled():
+            self.nograd.add(v.name)
         req = (prim.vjp is not None and out_type.dtype.is_floating_point and ag.is_grad_enabled()
                and any(t.requires_grad for t in inputs))
         out = self.tracer(v, req)
@@ -137,8 +146,14 @@ class Trace:
                     f"an in-place update of a view (the result of reshape, permute, slice, "
                     f"indexing, ...) is not supported while tracing, at {user_location()}; use the "
                     "out-of-place form")
+            if ag.is_grad_enabled() and t.requires_grad and self._is_leaf_tracer(t):
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                                   "operation. (Wrap parameter updates in `with gc.no_grad():`.)")
             new = fn(t, *args)
             _check_inplace_result(t, new)
+            key = self.grad_tracers.get(id(t))
+            if key is not None and self.grads.get(key) is t._value:
+                self.grads[key] = new._value
             t._value = new._value
             t.requires_grad = new.requires_grad
             return t
@@ -151,6 +166,14 @@ class Trace:
         self.current[id(t)] = new._value
         self.written[id(t)] = t
         return t
+
+    def _is_leaf_tracer(self, t):
+        """Would t be a leaf eagerly: an argument that is a leaf, or x.detach().requires_grad_()."""
+        arg = self.arg_of.get(id(t))
+        if arg is not None:
+            return arg.is_leaf
+        p = t._value.producer
+        return p is None or p.op == "stop_gradient"
 
     def _grad_owner(self, t):
         """The concrete tensor whose .grad slot t stands for, or None for an intermediate."""
@@ -165,11 +188,11 @@ class Trace:
         key = id(owner)
         if key in self.grads:
             v = self.grads[key]
-            return None if v is None else self.tracer(v)
+            return None if v is None else self._grad_tracer(key, v)
         self.grad_reads.setdefault(key, (owner, owner._grad is None))
+        self.keep[key] = owner
         if owner._grad is None:
             return None
-        self.keep[key] = owner
         v = self.current.get(id(owner._grad))
         if v is None:
             v = self.graph.add_input(owner._grad._type(), "state", label=self.label_for(owner, ".grad"))
@@ -177,8 +200,17 @@ class Trace:
             self.keep[id(owner._grad)] = owner._grad
             self.state.append((owner._grad, v))
             self.labels[id(owner._grad)] = self.label_for(owner, ".grad")
+            self.grad_inputs[v.name] = owner
         self.grads[key] = v
-        return self.tracer(v)
+        return self._grad_tracer(key, v)
+
+    def _grad_tracer(self, key, v):
+        # remembered so that an in-place update of it (w.grad.zero_(), p.grad.mul_(c)) updates
+        # the traced .grad slot, as it updates the .grad tensor eagerly
+        t = self.tracer(v)
+        self.grad_tracers[id(t)] = key
+        self.keep[id(t)] = t
+        return t
 
     def write_grad(self, t, value):
         owner = self._grad_owner(t)
@@ -194,14 +226,27 @@ class Trace:
             self.grads[id(owner)] = self.value_of(value)
 
     def leaves_requiring_grad(self):
-        """Tensors whose .grad a traced backward() fills: captured leaves and argument tensors."""
+        """Tensors whose .grad a traced backward() fills, with their *current* Value: captured
+        leaves and argument tensors. (After an in-place update under no_grad a leaf's current
+        Value is the update's result, which the autodiff pass treats as a fresh leaf, as eager
+        autograd does.)"""
         out = []
         for t, v in self.state:
             if t.requires_grad and t.is_leaf:
-                out.append((t, v))
+                out.append((t, self.current.get(id(t), v)))
         for tid, arg in self.arg_of.items():
             if arg.requires_grad and arg.is_leaf:
-                out.append((arg, self.arg_values[tid]))
+                tr = self.keep.get(tid)
+                out.append((arg, tr._value if tr is not None else self.arg_values[tid]))
+        return out
+
+    def nonleaf_args_requiring_grad(self):
+        """Arguments that require grad but are not leaves: their history is eager, outside the graph."""
+        out = []
+        for tid, arg in self.arg_of.items():
+            if arg.requires_grad and not arg.is_leaf:
+                tr = self.keep.get(tid)
+                out.append((arg, tr._value if tr is not None else self.arg_values[tid]))
         return out
 
 
@@ -234,6 +279,10 @@ class suspended:
 
     def __enter__(self):
         self.prev = _current[0]
+        if self.prev is not None:
+            # the function creates eager state (an optimizer's buffers) while being traced: the
+            # trace holds for this first call only, the next call retraces with the state present
+            self.prev.created_state = True
         _current[0] = None
 
     def __exit__(self, *exc):
@@ -266,32 +315,51 @@ def trace_backward(tensors, grad_tensors, create_graph):
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     seeds = ag._default_grads(tensors, grad_tensors)
     leaves = tr.leaves_requiring_grad()
+    nonleaf = tr.nonleaf_args_requiring_grad()
     with ag.set_grad_enabled(create_graph):
-        grads = backprop(tr, [tr.value_of(t) for t in tensors], seeds, [v for _, v in leaves])
-        for (leaf, _), g in zip(leaves, grads):
+        grads = backprop(tr, [tr.value_of(t) for t in tensors], seeds,
+                         [v for _, v in leaves] + [v for _, v in nonleaf])
+        for (_, v), g in zip(nonleaf, grads[len(leaves):]):
+            if g is not None:
+                raise TraceError(
+                    f"backward() inside a compiled function reaches argument '{v.label}', a non-leaf "
+                    "tensor that requires grad: its history is eager, outside the compiled graph, so the "
+                    f"gradient cannot flow into it ({user_location()}). Pass it detached (x.detach()) "
+                    "or call backward() outside the compiled function.")
+        for (leaf, _), g in zip(leaves, grads[:len(leaves)]):
             if g is None:
                 continue
             old = tr.read_grad(leaf)
             tr.grads[id(leaf)] = (g if old is None else F.add(old, g))._value
 
 
-def trace_grad(outputs, inputs, grad_outputs, allow_unused):
-    """autograd.grad while tracing: gradients as new traced values (always differentiable)."""
+def trace_grad(outputs, inputs, grad_outputs, allow_unused, create_graph=None):
+    """autograd.grad while tracing: gradients as new traced values, differentiable (recorded
+    with grad mode on) only under create_graph=True, as eagerly."""
     from .passes.autodiff import backprop
     from . import autograd as ag
+    if create_graph is None:
+        # graphc.autograd.grad does not pass create_graph on (yet): read it from its frame
+        caller = sys._getframe(1)
+        create_graph = bool(caller.f_locals.get("create_graph", True)) \
+            if caller.f_code.co_name == "grad" and caller.f_code.co_filename.startswith(_HERE) else True
     tr = _current[0]
     for t in outputs:
         if not t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"autograd.grad: input {i} does not require grad")
     seeds = ag._default_grads(outputs, grad_outputs)
     wrt = [tr.value_of(t) for t in inputs]
-    grads = backprop(tr, [tr.value_of(t) for t in outputs], seeds, wrt)
+    with ag.set_grad_enabled(create_graph):
+        grads = backprop(tr, [tr.value_of(t) for t in outputs], seeds, wrt)
     res = []
     for i, g in enumerate(grads):
         if g is None and not allow_unused:
             raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to not have been "
                                "used in the graph. Set allow_unused=True if this is the desired behavior.")
-        if g is not None and ag.is_grad_enabled():
-            g.requires_grad = True
+        if g is not None:
+            g.requires_grad = bool(create_graph)
         res.append(g)
     return tuple(res)

@@ -24,13 +24,12 @@ def value_and_grad(fn, argnums=0, has_aux=False):
             if not isinstance(args[i], Tensor) or not args[i].is_floating_point():
                 raise TypeError(f"grad: argument {i} must be a floating-point tensor, got {type(args[i]).__name__}")
         outer = any(args[i].requires_grad for i in nums) and _ag.is_grad_enabled()
+        tr = _tr.active()
         wrt = []
         for i in nums:
             a = args[i]
-            if _tr.active() is not None:
-                a = Tensor._tracer(a._trace, a._value, True) if a._value is not None else a
-                if a._value is None:
-                    a = _tr.active().tracer(_tr.active().value_of(a), True)
+            if tr is not None:
+                a = _traced_wrt(tr, a, outer)
             else:
                 a = a.detach().requires_grad_(True) if not outer else _alias_requiring_grad(a)
             args[i] = a
@@ -41,13 +40,40 @@ def value_and_grad(fn, argnums=0, has_aux=False):
             if not isinstance(value, Tensor) or value.numel() != 1:
                 raise RuntimeError("grad: the function must return a scalar tensor "
                                    f"(got {type(value).__name__}{'' if not isinstance(value, Tensor) else list(value.shape)})")
-            grads = _ag.grad(value, wrt, create_graph=outer or _tr.active() is not None, allow_unused=True)
-        grads = tuple(g if g is not None else a.detach() * 0 for g, a in zip(grads, wrt))
+            if tr is not None:
+                grads = _tr.trace_grad((value,), tuple(wrt), None, True, create_graph=outer)
+            else:
+                grads = _ag.grad(value, wrt, create_graph=outer, allow_unused=True)
+        grads = tuple(g if g is not None else _zeros_like(a) for g, a in zip(grads, wrt))
         g = grads if many else grads[0]
-        if not outer and _tr.active() is None:
+        if not outer:
             value = value.detach()
         return ((value, aux), g) if has_aux else (value, g)
     return wrapper
+
+
+def _zeros_like(a):
+    from .ops import functional as F
+    with _ag.no_grad():
+        return F.zeros_like(a)
+
+
+def _traced_wrt(tr, a, outer):
+    """The tensor to differentiate with respect to while tracing, mirroring the eager rule:
+    without an outer derivative, a fresh leaf (a stop_gradient node marked as requiring grad,
+    so values that merely share a's graph value are constants to this derivative); with one,
+    a itself when it is a leaf of the trace, else a differentiable identity of it."""
+    if a._value is None:                       # a captured concrete tensor
+        a = tr.tracer(tr.value_of(a), a.requires_grad)
+    if not outer:
+        d = tr.detach(a)
+        d.requires_grad = True
+        return d
+    v = a._value
+    if v.producer is None or v.producer.op == "stop_gradient":
+        return a
+    with _ag.enable_grad():
+        return a * 1
 
 
 def _alias_requiring_grad(a):

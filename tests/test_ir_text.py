@@ -338,7 +338,7 @@ def _real_ops():
 
 REAL_TEXT = """
 graph mlp(%x: f32[4,3], %y: i64[4], state %w: f32[3,2] "fc.weight", state %b: f32[2] "fc.bias") {
-  %0: f32[4,2] = matmul(%x, %w)                 # model.py:3
+  %0: f32[4,2] = matmul(%x, %w) {transpose_a=False, transpose_b=False}  # model.py:3
   %1: f32[1,2] = reshape(%b) {shape=(1, 2)}
   %2: f32[4,2] = broadcast_to(%1) {shape=(4, 2)}
   %3: f32[4,2] = add(%0, %2)

@@ -15,7 +15,7 @@ class Interpreter:
 
     def __init__(self, graph):
         self.graph = graph
-        self.plan = [(PRIMITIVES[n.op].impl, n, [i.name for i in n.inputs]) for n in graph.nodes]
+        self.plan = [(_impl(n), n, [i.name for i in n.inputs]) for n in graph.nodes]
         self._last_use = self._last_uses()
 
     def _last_uses(self):
@@ -51,6 +51,14 @@ class Interpreter:
                 for name in drop:
                     env.pop(name, None)
         return [env[v.name] for v in g.outputs] + [env[v.name] for _, v in g.updates]
+
+
+def _impl(node):
+    """A primitive's numpy implementation, or for a kernel node, its body run by an Interpreter."""
+    if node.op != "kernel":
+        return PRIMITIVES[node.op].impl
+    inner = Interpreter(node.body)
+    return lambda *arrays, **attrs: inner(list(arrays))[0]
 
 
 def compile(graph, **options):

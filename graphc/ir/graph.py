@@ -60,14 +60,17 @@ class Value:
 
 
 class Node:
-    __slots__ = ("op", "inputs", "attrs", "out", "loc")
+    """A primitive applied to values -- or, with op "kernel", a fused group of primitives whose
+    `body` is a Graph (its inputs are this node's inputs, in order; its one output is `out`)."""
+    __slots__ = ("op", "inputs", "attrs", "out", "loc", "body")
 
-    def __init__(self, op: str, inputs, attrs, out: Value, loc=None):
+    def __init__(self, op: str, inputs, attrs, out: Value, loc=None, body=None):
         self.op = op
         self.inputs = list(inputs)
         self.attrs = dict(attrs)
         self.out = out
         self.loc = loc             # "file.py:12" of the user code that made it, if known
+        self.body = body           # the fused Graph of a kernel node, else None
 
     def __repr__(self) -> str:
         args = ", ".join("%" + v.name for v in self.inputs)
@@ -118,9 +121,9 @@ class Graph:
         return v
 
     def add_node(self, op: str, inputs, attrs, type: TensorType, name: str | None = None,
-                 loc: str | None = None) -> Value:
+                 loc: str | None = None, body: "Graph | None" = None) -> Value:
         out = Value(self.fresh_name(name), type)
-        node = Node(op, inputs, attrs, out, loc)
+        node = Node(op, inputs, attrs, out, loc, body)
         out.producer = node
         self.nodes.append(node)
         return out
@@ -131,6 +134,13 @@ class Graph:
 
     def arg_inputs(self):
         return [v for v in self.inputs if v.kind == "arg"]
+
+    def kernels(self):
+        return [n for n in self.nodes if n.op == "kernel"]
+
+    def primitive_count(self) -> int:
+        """Primitive nodes, counting those inside kernels."""
+        return sum(n.body.primitive_count() if n.body is not None else 1 for n in self.nodes)
 
     def users(self) -> dict:
         """Value name -> list of nodes that read it."""
@@ -150,7 +160,8 @@ class Graph:
             env[v.name] = nv
         for n in self.nodes:
             out = g.add_node(n.op, [env[i.name] for i in n.inputs], n.attrs, n.out.type,
-                             name=n.out.name, loc=n.loc)
+                             name=n.out.name, loc=n.loc,
+                             body=n.body.copy() if n.body is not None else None)
             env[n.out.name] = out
         g._counter = self._counter
         g.outputs = [env[v.name] for v in self.outputs]

@@ -74,13 +74,16 @@ def _ordered_attrs(node) -> list:
 
 
 def format_node(node, locs: bool = False) -> str:
-    """One node as its printed line (without indentation)."""
+    """One node as its printed line (without indentation); a kernel's line is followed by its
+    body graph, indented."""
     args = ", ".join("%" + v.name for v in node.inputs)
     s = f"%{node.out.name}: {node.out.type} = {node.op}({args})"
     if node.attrs:
         s += " {" + ", ".join(f"{k}={format_value(node.attrs[k])}" for k in _ordered_attrs(node)) + "}"
     if locs and node.loc:
         s += "  # " + " ".join(str(node.loc).split())
+    if node.body is not None:
+        s += "\n" + "\n".join("  " + line for line in print_graph(node.body, locs).splitlines())
     return s
 
 
@@ -94,7 +97,7 @@ def format_input(v) -> str:
 def print_graph(g: Graph, locs: bool = False) -> str:
     """The graph as text; with locs=True each node line ends with `# file.py:line`."""
     lines = [f"graph {_label(g.name)}(" + ", ".join(format_input(v) for v in g.inputs) + ") {"]
-    lines += ["  " + format_node(n, locs) for n in g.nodes]
+    lines += ["  " + line for n in g.nodes for line in format_node(n, locs).splitlines()]
     lines.append("  return" + ("" if not g.outputs else " " + ", ".join("%" + v.name for v in g.outputs)))
     lines += [f"  update {_label(lbl)} <- %{v.name}" for lbl, v in g.updates]
     lines.append("}")
@@ -194,14 +197,32 @@ def parse_attrs(text: str) -> dict:
     return attrs
 
 
+def _body_end(lines, i):
+    """Index after the `}` that closes the graph whose `graph ... {` header starts at lines[i]."""
+    depth = 0
+    for j in range(i, len(lines)):
+        code = _split_comment(lines[j])[0].strip()
+        if code.endswith("{") and (code.startswith("graph") or depth == 0 or "graph " in code):
+            depth += 1
+        elif code == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(lines)
+
+
 def parse_graph(text: str) -> Graph:
     """Read a graph printed by print_graph (or written by hand) back into a Graph."""
-    lines = text.splitlines()
+    return _parse_lines(text.splitlines(), 0)
+
+
+def _parse_lines(lines, base: int) -> Graph:
+    """Parse one graph from `lines`; line numbers in errors are offset by `base`."""
     i, g, env = 0, None, {}
 
     def fail(msg, lineno):
         line = lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
-        raise IRParseError(f"line {lineno}: {msg}\n    {line}")
+        raise IRParseError(f"line {lineno + base}: {msg}\n    {line}")
 
     def ref(name, lineno):
         if name not in env:
@@ -248,7 +269,10 @@ def parse_graph(text: str) -> Graph:
             break
 
     closed = False
+    skip_to = 0
     for lineno in range(i + 1, len(lines) + 1):
+        if lineno <= skip_to:
+            continue
         code, comment = _split_comment(lines[lineno - 1])
         code = code.strip()
         if not code:
@@ -273,7 +297,18 @@ def parse_graph(text: str) -> Graph:
                 if not r:
                     fail(f"bad node input {a.strip()!r}", lineno)
                 ins.append(ref(r.group(1), lineno))
-            define(name, lineno, lambda: g.add_node(op, ins, attrs, t, name=name, loc=comment or None))
+            body = None
+            if op == "kernel":
+                j = lineno
+                while j < len(lines) and not _split_comment(lines[j])[0].strip():
+                    j += 1
+                if j >= len(lines) or not _split_comment(lines[j])[0].strip().startswith("graph"):
+                    fail("a kernel node must be followed by its body `graph ... { ... }`", lineno)
+                end = _body_end(lines, j)
+                body = _parse_lines(lines[j:end], base + j)
+                skip_to = end
+            define(name, lineno, lambda: g.add_node(op, ins, attrs, t, name=name, loc=comment or None,
+                                                    body=body))
         elif code == "return" or code.startswith(("return ", "return%")):
             rest = code[len("return"):]
             for a in (rest.split(",") if rest.strip() else []):
@@ -320,7 +355,8 @@ def structure(g: Graph) -> tuple:
         tuple((v.name, str(v.type), v.kind, v.label) for v in g.inputs),
         tuple((n.op, tuple(v.name for v in n.inputs),
                tuple(sorted((k, _norm(x)) for k, x in n.attrs.items())),
-               n.out.name, str(n.out.type)) for n in g.nodes),
+               n.out.name, str(n.out.type),
+               structure(n.body) if n.body is not None else None) for n in g.nodes),
         tuple(v.name for v in g.outputs),
         tuple((lbl, v.name) for lbl, v in g.updates),
     )

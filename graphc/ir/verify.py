@@ -45,6 +45,12 @@ def verify(g: Graph) -> Graph:
                                     "of an earlier node")
         if n.out.producer is not n:
             raise IRVerifyError(f"{what}: its output's producer is not this node")
+        if n.op == "kernel":
+            _verify_kernel(n, what)
+            define(n.out, what)
+            continue
+        if n.body is not None:
+            raise IRVerifyError(f"{what}: only kernel nodes have a body")
         try:
             prim = registry.get(n.op)
         except KeyError:
@@ -80,3 +86,29 @@ def verify(g: Graph) -> Graph:
             raise IRVerifyError(f"{what}: state {lbl!r} has type {state[lbl].type}, "
                                 f"the update has type {v.type}")
     return g
+
+
+KERNEL_KINDS = ("pointwise", "reduction", "matmul", "opaque", "view")
+
+
+def _verify_kernel(n, what):
+    """A kernel's body is a graph of its own: inputs typed like the node's inputs, one output
+    typed like the node's output, no state updates."""
+    body = n.body
+    if body is None:
+        raise IRVerifyError(f"{what}: a kernel node needs a body graph")
+    kind = n.attrs.get("kind")
+    if kind not in KERNEL_KINDS:
+        raise IRVerifyError(f"{what}: kernel kind must be one of {KERNEL_KINDS}, got {kind!r}")
+    if len(body.inputs) != len(n.inputs) or not all(
+            _same_type(a.type, b.type) for a, b in zip(body.inputs, n.inputs)):
+        raise IRVerifyError(f"{what}: the body's inputs ({', '.join(str(v.type) for v in body.inputs)}) "
+                            f"do not match the kernel's ({', '.join(str(v.type) for v in n.inputs)})")
+    if len(body.outputs) != 1 or not _same_type(body.outputs[0].type, n.out.type):
+        raise IRVerifyError(f"{what}: the body must return one value of type {n.out.type}")
+    if body.updates:
+        raise IRVerifyError(f"{what}: a kernel body cannot update state")
+    try:
+        verify(body)
+    except IRVerifyError as e:
+        raise IRVerifyError(f"{what}: in its body: {e}") from e

@@ -5,24 +5,35 @@ from . import functional as F
 from .module import Module
 
 
+def _implicit_dim(x):
+    """torch's legacy choice for Softmax(dim=None): dim 0 for 0-, 1- and 3-D inputs, else dim 1."""
+    return 0 if x.ndim in (0, 1, 3) else 1
+
+
 class ReLU(Module):
+    """inplace=True is accepted (and shown) as in torch; graphc computes a new tensor either way."""
+
     def __init__(self, inplace=False):
         super().__init__()
+        self.inplace = inplace
 
     def forward(self, x):
         return F.relu(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class GELU(Module):
@@ -38,6 +49,13 @@ class GELU(Module):
 
 
 class SiLU(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
     def forward(self, x):
         return F.silu(x)
 
@@ -58,7 +76,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, self.dim if self.dim is not None else -1)
+        return F.softmax(x, self.dim if self.dim is not None else _implicit_dim(x))
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -70,7 +88,7 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, x):
-        return F.log_softmax(x, self.dim if self.dim is not None else -1)
+        return F.log_softmax(x, self.dim if self.dim is not None else _implicit_dim(x))
 
     def extra_repr(self):
         return f"dim={self.dim}"

@@ -61,11 +61,41 @@ class ModuleList(Module):
         key = list(self._modules.keys())[i]
         self.add_module(key, m)
 
+    def __delitem__(self, i):
+        mods = list(self._modules.values())
+        del mods[i]
+        self._modules.clear()
+        for m in mods:
+            self.append(m)
+
+    def insert(self, index, m):
+        mods = list(self._modules.values())
+        mods.insert(index, m)
+        self._modules.clear()
+        for x in mods:
+            self.append(x)
+
     def __len__(self):
         return len(self._modules)
 
     def __iter__(self):
         return iter(self._modules.values())
+
+    def __repr__(self):
+        """As torch: consecutive equal entries print once, as `(0-2): 3 x Linear(...)`."""
+        reprs = [repr(m) for m in self._modules.values()]
+        if not reprs:
+            return "ModuleList()"
+        lines, start = [], 0
+        for i in range(1, len(reprs) + 1):
+            if i == len(reprs) or reprs[i] != reprs[start]:
+                body = reprs[start].replace("\n", "\n  ")
+                if i - start == 1:
+                    lines.append(f"({start}): {body}")
+                else:
+                    lines.append(f"({start}-{i - 1}): {i - start} x {body}")
+                start = i
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class ModuleDict(Module):

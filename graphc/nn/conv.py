@@ -6,14 +6,15 @@ import math
 from ..ops.functional import _pair, empty
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 
 class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", dtype=None, device=None):
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
+        _check_device(device)
         if padding_mode != "zeros":
             raise NotImplementedError(f"Conv2d(padding_mode={padding_mode!r}) is not supported; only 'zeros'")
         if in_channels % groups or out_channels % groups:

@@ -7,7 +7,7 @@ from .. import ops  # noqa: F401
 from ..ops.creation import tensor  # noqa: F401
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 
@@ -22,8 +22,9 @@ class Identity(Module):
 class Linear(Module):
     """y = x @ W.T + b, initialised as torch does (kaiming_uniform(a=sqrt(5)) and a uniform bias)."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None, device=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        _check_device(device)
         from ..ops.functional import empty
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(empty(out_features, in_features, dtype=dtype))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..ops.functional import empty
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 
@@ -29,6 +29,9 @@ class Unflatten(Module):
         d = self.dim % x.ndim
         return x.reshape(tuple(x.shape[:d]) + self.unflattened_size + tuple(x.shape[d + 1:]))
 
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
 
 class Dropout(Module):
     """Zeroes elements with probability p in training mode; the identity in eval mode."""
@@ -37,25 +40,32 @@ class Dropout(Module):
         super().__init__()
         if p < 0 or p > 1:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
+        self.p, self.inplace = p, inplace
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}, inplace=False"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, _weight=None,
-                 dtype=None, device=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None,
+                 dtype=None):
         super().__init__()
+        _check_device(device)
+        if scale_grad_by_freq or sparse:
+            raise NotImplementedError("Embedding(scale_grad_by_freq=True / sparse=True) is not supported by graphc")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise AssertionError("Padding_idx must be within num_embeddings")
         self.padding_idx = padding_idx % num_embeddings if padding_idx is not None else None
         self.max_norm = max_norm
-        self.weight = Parameter(_weight if _weight is not None else empty(num_embeddings, embedding_dim, dtype=dtype))
+        if _weight is not None and tuple(_weight.shape) != (num_embeddings, embedding_dim):
+            raise AssertionError("Shape of weight does not match num_embeddings and embedding_dim")
+        self.weight = Parameter(_weight if _weight is not None else empty(num_embeddings, embedding_dim, dtype=dtype),
+                                requires_grad=not _freeze)
         if _weight is None:
             self.reset_parameters()
 

@@ -21,6 +21,13 @@ def _float32():
     return float32
 
 
+def _check_device(device):
+    """Layers take device= as torch's do; only devices graphc can use are accepted."""
+    if device is not None:
+        from ..device import device as _device
+        _device(device).check_available()
+
+
 class Module:
     training: bool
 
@@ -32,21 +39,41 @@ class Module:
 
     # ---- registration -------------------------------------------------------------------------
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        """As torch: a Parameter registers a parameter, a Module a submodule; assigning to a name
+        already registered as a parameter / submodule / buffer keeps it registered (None allowed)."""
+        d = self.__dict__
+        if "_parameters" not in d:
             raise AttributeError("cannot assign before Module.__init__() call")
-        for d in (self._parameters, self._buffers, self._modules):
+        params, bufs, mods = d["_parameters"], d["_buffers"], d["_modules"]
+
+        def drop(*dicts):
             d.pop(name, None)
+            for x in dicts:
+                x.pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            drop(bufs, mods)
+            params[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                                "(graphc.nn.Parameter or None expected)")
+            params[name] = None
         elif isinstance(value, Module):
+            drop(params, bufs)
             value.__dict__.setdefault("_name", name)   # for error messages that name the layer
-            self._modules[name] = value
-        elif name in self._buffers or (isinstance(value, Tensor) and name in getattr(self, "_buffer_names", ())):
-            self._buffers[name] = value
+            mods[name] = value
+        elif name in mods:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                                "(graphc.nn.Module or None expected)")
+            mods[name] = None
+        elif name in bufs:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                                "(graphc.Tensor or None expected)")
+            bufs[name] = value
         else:
             object.__setattr__(self, name, value)
-            return
-        self.__dict__.pop(name, None)
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -63,14 +90,30 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            "(graphc.nn.Parameter or None required)")
+        if name in self._buffers or name in self._modules:
+            raise KeyError(f"attribute '{name}' already exists")
         if param is None:
+            self.__dict__.pop(name, None)
             self._parameters[name] = None
         else:
             setattr(self, name, param)
 
     def register_buffer(self, name, tensor, persistent=True):
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                            "(graphc Tensor or None required)")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"attribute '{name}' already exists")
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
+        nonpersistent = self.__dict__.setdefault("_non_persistent_buffers", set())
+        if persistent:
+            nonpersistent.discard(name)
+        else:
+            nonpersistent.add(name)
 
     def add_module(self, name, module):
         if module is not None:
@@ -83,11 +126,19 @@ class Module:
         return f"{type(self).__name__}{f' {name!r} ' if name else ''}({self.extra_repr()})"
 
     # ---- traversal ------------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """Every module in the tree, each once (as torch: a module shared under two names is
+        listed under the first)."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
@@ -104,7 +155,7 @@ class Module:
 
     def named_parameters(self, prefix="", recurse=True):
         seen = set()
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mp, m in mods:
             for name, p in m._parameters.items():
                 if p is not None and id(p) not in seen:
@@ -116,10 +167,12 @@ class Module:
             yield p
 
     def named_buffers(self, prefix="", recurse=True):
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        seen = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mp, m in mods:
             for name, b in m._buffers.items():
-                if b is not None:
+                if b is not None and id(b) not in seen:
+                    seen.add(id(b))
                     yield (f"{mp}.{name}" if mp else name), b
 
     def buffers(self, recurse=True):
@@ -187,12 +240,20 @@ class Module:
 
     # ---- state ------------------------------------------------------------------------------------
     def state_dict(self, destination=None, prefix="", keep_vars=False):
-        """name -> tensor for every parameter and buffer (sharing storage, detached)."""
+        """name -> tensor for every parameter and persistent buffer, in torch's order (each
+        module's parameters, then its buffers, then its children's); shared tensors appear under
+        every name. The tensors share storage with the module (detached unless keep_vars)."""
         out = OrderedDict() if destination is None else destination
-        for name, t in self.named_parameters(prefix.rstrip(".")):
-            out[name] = t if keep_vars else t.detach()
-        for name, t in self.named_buffers(prefix.rstrip(".")):
-            out[name] = t if keep_vars else t.detach()
+        skip = self.__dict__.get("_non_persistent_buffers", ())
+        for name, t in self._parameters.items():
+            if t is not None:
+                out[prefix + name] = t if keep_vars else t.detach()
+        for name, t in self._buffers.items():
+            if t is not None and name not in skip:
+                out[prefix + name] = t if keep_vars else t.detach()
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(out, prefix + name + ".", keep_vars)
         return out
 
     def load_state_dict(self, state_dict, strict=True, assign=False):

@@ -5,7 +5,7 @@ from .. import dtypes as _dt
 from ..ops.functional import ones, zeros
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 
@@ -13,13 +13,17 @@ class _BatchNorm(Module):
     _dims: tuple = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 dtype=None, device=None):
+                 device=None, dtype=None, *, bias=True):
         super().__init__()
+        _check_device(device)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(ones(num_features, dtype=dtype))
-            self.bias = Parameter(zeros(num_features, dtype=dtype))
+            if bias:
+                self.bias = Parameter(zeros(num_features, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -43,8 +47,8 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._dims)} "
                              f"input (got {x.ndim}D input)")
         if x.shape[1] != self.num_features:
-            raise RuntimeError(f"{type(self).__name__}({self.num_features}): input has {x.shape[1]} "
-                               f"channels in dim 1 (shape {list(x.shape)})")
+            raise RuntimeError(f"{self._describe()}: expected {self.num_features} channels in dim 1, "
+                               f"got input of shape {list(x.shape)}")
         use_batch = self.training or not self.track_running_stats
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None,
@@ -53,7 +57,7 @@ class _BatchNorm(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -65,8 +69,9 @@ class BatchNorm2d(_BatchNorm):
 
 
 class LayerNorm(Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None, device=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
+        _check_device(device)
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
@@ -80,10 +85,16 @@ class LayerNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
+        k = len(self.normalized_shape)
+        if tuple(x.shape[x.ndim - k:]) != self.normalized_shape or x.ndim < k:
+            raise RuntimeError(f"{self._describe()}: expected input with shape "
+                               f"[*, {', '.join(str(s) for s in self.normalized_shape)}] (its normalized_shape), "
+                               f"got input of shape {list(x.shape)}")
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
 
 
 _ = _dt

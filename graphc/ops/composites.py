@@ -87,7 +87,12 @@ def _reduce(loss, reduction, denom=None):
     if reduction == "sum":
         return F.sum(loss)
     if reduction == "mean":
-        return F.sum(loss) / denom if denom is not None else F.mean(loss)
+        if denom is None:
+            return F.mean(loss)
+        # a zero total weight (every target ignored) gives nan, as in torch, but gradient 0, not nan
+        zero = F.eq(denom, 0)
+        out = F.sum(loss) / F.where(zero, F.ones_like(denom), denom)
+        return F.where(zero, F.full_like(out, float("nan")), out)
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
@@ -121,14 +126,14 @@ def nll_loss(logp, target, weight=None, ignore_index=-100, reduction="mean", lab
     """Negative log-likelihood of integer class targets, with torch's weight / ignore_index /
     label_smoothing / reduction semantics."""
     if target.dtype is not _dt.int64:
-        raise RuntimeError(f"expected scalar type Long but found {target.dtype.name.capitalize()} "
+        raise RuntimeError(f"expected scalar type Long but found {_dt.scalar_type_name(target.dtype)} "
                            "(class-index targets must be int64)")
+    out_shape = tuple(target.shape)
     if logp.ndim == 1:
         logp, target = F.unsqueeze(logp, 0), F.unsqueeze(target, 0)
     n, c = logp.shape[0], logp.shape[1]
     if target.shape[0] != n or tuple(target.shape[1:]) != tuple(logp.shape[2:]):
         raise ValueError(f"Expected input batch_size ({n}) to match target batch_size ({target.shape[0]}).")
-    out_shape = tuple(target.shape)
     lp = _class_last(logp)
     t = F.reshape(target, (-1,))
     valid = F.ne(t, ignore_index)
@@ -164,13 +169,19 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return nll_loss(logp, target, weight, ignore_index, reduction, label_smoothing)
 
 
+def _log_clamped(p):
+    """max(log(p), -100), with gradient 0 (not 0 * inf = nan) where p == 0."""
+    pos = F.gt(p, 0)
+    return F.maximum(F.where(pos, F.log(F.where(pos, p, F.ones_like(p))), F.full_like(p, -100.0)), -100.0)
+
+
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"Using a target size ({list(target.shape)}) that is different to the input "
                          f"size ({list(input.shape)}) is deprecated. Please ensure they have the same size.")
     # torch clamps the logs at -100 so that 0 * log(0) stays finite
-    lo = F.maximum(F.log(input), -100.0)
-    l1 = F.maximum(F.log(1 - input), -100.0)
+    lo = _log_clamped(input)
+    l1 = _log_clamped(1 - input)
     loss = -(target * lo + (1 - target) * l1)
     if weight is not None:
         loss = loss * weight
@@ -203,3 +214,9 @@ def one_hot(t, num_classes=-1):
 
 def _isinstance_tensor(x):
     return isinstance(x, Tensor)
+
+
+# Tensor methods for the composites torch also offers as methods (x.softmax(dim), x.relu())
+Tensor.relu = relu
+Tensor.softmax = softmax
+Tensor.log_softmax = log_softmax

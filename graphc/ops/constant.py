@@ -19,6 +19,8 @@ register(Primitive("full", "constant", _full_infer,
 def _iota_infer(*, shape, axis, dtype):
     shape = I.check_shape("iota", shape)
     I.check_axes("iota", (axis,), len(shape))
+    if dtype is I.BOOL:
+        raise TypeError("iota: 0, 1, 2, ... does not fit a bool tensor; use int64 or a float dtype")
     return I.tt(shape, dtype)
 
 

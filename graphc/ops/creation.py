@@ -19,8 +19,8 @@ def _np_from_data(data, dtype):
         if data._value is not None:
             raise _tracing.TraceError("graphc.tensor(t) of a traced tensor: use t.clone() or t.detach()")
         arr = data._data
-    elif isinstance(data, np.ndarray):
-        arr = data
+    elif isinstance(data, (np.ndarray, np.generic)):   # numpy keeps its dtype, as in torch
+        arr = np.asarray(data)
     else:
         if isinstance(data, (list, tuple)) and any(isinstance(e, Tensor) for e in _flat(data)):
             data = _nested_tensors_to_lists(data)
@@ -216,6 +216,8 @@ def randn(*shape, dtype=None, requires_grad=False, generator=None):
 def randint(low, high=None, size=None, dtype=None, generator=None):
     """Integers uniform in [low, high)."""
     from .functional import reshape, cast
+    if size is None and isinstance(high, (tuple, list)):   # randint(high, size)
+        high, size = None, high
     if high is None:
         low, high = 0, low
     if size is None:

@@ -106,7 +106,10 @@ def _div_vjp(c, g):
 
 def _pow_vjp(c, g):
     x, y = c.inputs
-    gx = g * y * F.pow(x, y - 1) if c.needs[0] else None
+    gx = None
+    if c.needs[0]:
+        # torch: the base's gradient is 0 where y == 0 (not 0 * x**-1, which is nan at x == 0)
+        gx = F.where(F.eq(y, 0), F.zeros_like(g), g * y * F.pow(x, y - 1))
     gy = None
     if c.needs[1]:
         # torch masks the exponent's gradient where x == 0 and y >= 0 (0**y has no log)

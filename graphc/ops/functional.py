@@ -136,7 +136,7 @@ def cast(x, dtype):
 def broadcast_shapes(*shapes):
     n = _py_max(len(s) for s in shapes)
     out = []
-    for i in range(n):
+    for i in reversed(range(n)):   # from the last dim, as torch's infer_size (so errors name the same dim)
         size = 1
         for k, s in enumerate(shapes):
             d = s[i - n + len(s)] if i - n + len(s) >= 0 else 1
@@ -146,7 +146,7 @@ def broadcast_shapes(*shapes):
                                        f"b ({d}) at non-singleton dimension {i}")
                 size = d
         out.append(size)
-    return tuple(out)
+    return tuple(reversed(out))
 
 
 def broadcast_to(x, shape):
@@ -209,17 +209,24 @@ def reciprocal(x):
 def add(a, b, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
-    return apply("add", *_prep(a, b))
+    a_, b_ = _prep(a, b)
+    if a_.dtype is _dt.bool_:          # torch: bool + bool is logical or
+        return apply("logical_or", a_, b_)
+    return apply("add", a_, b_)
+
+
+def _is_bool(v):
+    return v.dtype is _dt.bool_ if isinstance(v, Tensor) else isinstance(v, (bool, np.bool_))
 
 
 def sub(a, b, alpha=1):
+    if _is_bool(a) or _is_bool(b):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     if alpha != 1:
         b = mul(b, alpha)
-    a_, b_ = _prep(a, b)
-    if a_.dtype is _dt.bool_:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
-    return apply("sub", a_, b_)
+    return apply("sub", *_prep(a, b))
 
 
 def mul(a, b):
@@ -243,11 +250,13 @@ def pow(a, b):
 
 
 def maximum(a, b):
-    return apply("maximum", *_prep(a, b))
+    a_, b_ = _prep(a, b)
+    return apply("logical_or" if a_.dtype is _dt.bool_ else "maximum", a_, b_)
 
 
 def minimum(a, b):
-    return apply("minimum", *_prep(a, b))
+    a_, b_ = _prep(a, b)
+    return apply("logical_and" if a_.dtype is _dt.bool_ else "minimum", a_, b_)
 
 
 def _cmp(name):
@@ -285,25 +294,21 @@ def where(condition, x=None, y=None):
         raise _tracing.TraceError("where(condition) with one argument has a data-dependent shape; "
                                   "use where(condition, x, y)") if _tracing.active() else \
             RuntimeError("where(condition) is not supported; use nonzero()")
-    dtype = _dt.result_type(x, y)
-    c = _as(condition, _dt.bool_)
-    c = _to_bool(c)
-    xs = _prep(c, x, y, dtype=dtype)
-    cond = xs[0] if xs[0].dtype is _dt.bool_ else _to_bool(xs[0])
-    # _prep cast the condition to the value dtype; redo it without the cast
-    shape = tuple(xs[1].shape)
-    cond = broadcast_to(c, shape)
-    return apply("where", cond, xs[1], xs[2])
+    cond = _to_bool(_as(condition, _dt.bool_))
+    a, b = _as(x, _dt.result_type(x, y)), _as(y, _dt.result_type(x, y))
+    shape = broadcast_shapes(tuple(cond.shape), tuple(a.shape), tuple(b.shape))
+    return apply("where", broadcast_to(cond, shape), broadcast_to(a, shape), broadcast_to(b, shape))
 
 
 def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    out = x
+    # the result has the promoted type of x and the bounds (an int tensor clamped at 0.5 is float)
+    out = cast(x, _dt.result_type(*[v for v in (x, min, max) if v is not None]))
     if min is not None:
-        out = where(lt(out, min), _as(min, out.dtype) if not isinstance(min, Tensor) else min, out)
+        out = where(lt(out, min), min, out)
     if max is not None:
-        out = where(gt(out, max), _as(max, out.dtype) if not isinstance(max, Tensor) else max, out)
+        out = where(gt(out, max), max, out)
     return out
 
 
@@ -316,7 +321,7 @@ def masked_fill(x, mask, value):
 
 # ---- reductions ------------------------------------------------------------------------------------
 def _axes(x, dim):
-    if dim is None:
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):   # torch: dim=() reduces all dims
         return tuple(range(x.ndim))
     if isinstance(dim, int):
         dim = (dim,)
@@ -339,7 +344,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
         x = cast(x, dtype)
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
-                           f"floating point or complex dtype. Got: {x.dtype.name.capitalize()}")
+                           f"floating point or complex dtype. Got: {_dt.scalar_type_name(x.dtype)}")
     axes = _axes(x, dim)
     n = 1
     for a in axes:
@@ -359,7 +364,16 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    return sqrt(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+    return _root0(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction), 2)
+
+
+def _root0(s, p):
+    """s ** (1/p) for s >= 0, with torch's gradient 0 (not nan) where s == 0 (norm, std of a
+    constant): the root only sees s where it is positive."""
+    zero = eq(s, 0)
+    safe = where(zero, ones_like(s), s)
+    r = sqrt(safe) if p == 2 else pow(safe, 1.0 / p)
+    return where(zero, zeros_like(r), r)
 
 
 def amax(x, dim=None, keepdim=False):
@@ -439,12 +453,12 @@ def logsumexp(x, dim, keepdim=False):
 
 def norm(x, p=2, dim=None, keepdim=False):
     if p == 2 or p == "fro":
-        return sqrt(sum(x * x, dim, keepdim))
+        return _root0(sum(x * x, dim, keepdim), 2)
     if p == 1:
         return sum(abs(x), dim, keepdim)
     if p == float("inf"):
         return amax(abs(x), dim, keepdim)
-    return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
+    return _root0(sum(pow(abs(x), p), dim, keepdim), p)
 
 
 def detach(x):
@@ -513,6 +527,8 @@ def permute(x, *dims):
                            f"the length of the desired ordering of dimensions i.e. input.dim() = {x.ndim} "
                            f"is not equal to len(dims) = {len(dims)}")
     dims = tuple(_dim(d, x.ndim) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
     return x if dims == tuple(range(x.ndim)) else apply("permute", x, perm=dims)
 
 
@@ -595,7 +611,7 @@ def narrow(x, dim, start, length):
     d = _dim(dim, x.ndim)
     start = start + x.shape[d] if start < 0 else start
     if not (0 <= start and start + length <= x.shape[d]):
-        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({x.shape[d]}).")
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({x.shape[d]}).")
     starts, stops = [0] * x.ndim, list(x.shape)
     starts[d], stops[d] = start, start + length
     return slice_prim(x, starts, stops, [1] * x.ndim)
@@ -622,8 +638,18 @@ def cat(tensors, dim=0):
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     dtype = _dt.result_type(*tensors)
-    tensors = [cast(t, dtype) for t in tensors]
+    # torch (legacy) skips 1-d empty tensors when concatenating higher-rank ones
+    kept = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)]
+    tensors = [cast(t, dtype) for t in (kept if kept and kept[0].ndim > 1 else tensors)]
     d = _dim(dim, tensors[0].ndim)
+    for k, t in enumerate(tensors[1:], 1):
+        if t.ndim != tensors[0].ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {tensors[0].ndim} and {t.ndim}")
+        for i in range(t.ndim):
+            if i != d and t.shape[i] != tensors[0].shape[i]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
+                                   f"{tensors[0].shape[i]} but got size {t.shape[i]} for tensor number {k} "
+                                   "in the list.")
     if len(tensors) == 1:
         return tensors[0]
     return apply("concat", *tensors, axis=d)
@@ -636,10 +662,10 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
-    for t in tensors[1:]:
+    for k, t in enumerate(tensors[1:], 1):
         if tuple(t.shape) != tuple(tensors[0].shape):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} "
-                               f"at entry 0 and {list(t.shape)} at entry {tensors.index(t)}")
+                               f"at entry 0 and {list(t.shape)} at entry {k}")
     d = _dim(dim, tensors[0].ndim + 1)
     return cat([unsqueeze(t, d) for t in tensors], d)
 
@@ -690,7 +716,7 @@ def matmul(a, b):
     batch = broadcast_shapes(tuple(a2.shape[:-2]), tuple(b2.shape[:-2]))
     a2 = broadcast_to(a2, batch + tuple(a2.shape[-2:]))
     b2 = broadcast_to(b2, batch + tuple(b2.shape[-2:]))
-    out = apply("matmul", a2, b2)
+    out = apply("matmul", a2, b2, transpose_a=False, transpose_b=False)
     if va:
         out = squeeze(out, -2)
     if vb:
@@ -745,6 +771,15 @@ def index_select(x, dim, index):
 
 
 # ---- indexing --------------------------------------------------------------------------------------
+class _NewAxisIndex:
+    """A bool scalar index (x[True], x[False]): a new axis of size 1, indexed by the tensor
+    [0] (True) or [] (False), which is how torch treats it."""
+    __slots__ = ("index",)
+
+    def __init__(self, flag):
+        self.index = Tensor._wrap(np.zeros(1 if flag else 0, np.int64))
+
+
 def _normalize_index(x, index):
     if not isinstance(index, tuple):
         index = (index,)
@@ -753,25 +788,29 @@ def _normalize_index(x, index):
         if isinstance(e, (list, np.ndarray)):
             from .creation import tensor
             e = tensor(e)
+        if isinstance(e, (bool, np.bool_)):
+            out.append(_NewAxisIndex(bool(e)))
+            continue
         if isinstance(e, Tensor) and e.dtype is _dt.bool_:
             if e._value is not None:
                 _tracing.data_dependent(e, "boolean-mask indexing x[mask] (its shape depends on the data)",
                                         hint="use gc.where(mask, x, 0) or masked_fill instead")
-            nz = np.nonzero(e._data)
             if e.ndim == 0:
-                out.append(None)
-                if not e._data:
-                    out.append(Tensor._wrap(np.zeros(0, np.int64)))
+                out.append(_NewAxisIndex(bool(e._data)))
                 continue
-            out.extend(Tensor._wrap(a.astype(np.int64)) for a in nz)
-            continue
-        if isinstance(e, Tensor) and e.dtype is not _dt.int64:
+        if isinstance(e, Tensor) and e.dtype not in (_dt.int64, _dt.bool_):
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         out.append(e)
+
+    def width(e):   # how many of x's dims an entry consumes (a k-d mask consumes k)
+        if e is None or e is Ellipsis or isinstance(e, _NewAxisIndex):
+            return 0
+        return e.ndim if isinstance(e, Tensor) and e.dtype is _dt.bool_ else 1
+
     n_ell = _py_sum(1 for e in out if e is Ellipsis)
     if n_ell > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    consumed = _py_sum(1 for e in out if e is not None and e is not Ellipsis)
+    consumed = _py_sum(width(e) for e in out)
     if consumed > x.ndim:
         raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
     if n_ell:
@@ -779,7 +818,38 @@ def _normalize_index(x, index):
         out[i:i + 1] = [slice(None)] * (x.ndim - consumed)
     else:
         out += [slice(None)] * (x.ndim - consumed)
-    return out
+    # masks become one int64 index tensor per dim they cover (their nonzero())
+    res, d = [], 0
+    for e in out:
+        if isinstance(e, Tensor) and e.dtype is _dt.bool_:
+            for k, (m, n) in enumerate(zip(e.shape, x.shape[d:d + e.ndim])):
+                if m != n:
+                    raise IndexError(f"The shape of the mask {list(e.shape)} at index {k} does not match "
+                                     f"the shape of the indexed tensor {list(x.shape)} at index {d + k}")
+            res.extend(Tensor._wrap(a.astype(np.int64)) for a in np.nonzero(e._data))
+        else:
+            res.append(e)
+        d += width(e)
+    return res
+
+
+def _int_index(e, n, d):
+    try:
+        i = int(e.__index__())
+    except (AttributeError, TypeError):
+        raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
+                         f"bool tensors are valid indices (got {type(e).__name__})") from None
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of bounds for dimension {d} with size {n}")
+    return i % n
+
+
+def _check_index_bounds(idx, n, d):
+    """Eager index tensors are checked against their dim (the gather only sees a flat index)."""
+    if idx._value is None and idx.numel():
+        bad = idx._data[(idx._data < -n) | (idx._data >= n)]
+        if bad.size:
+            raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {d} with size {n}")
 
 
 def getitem(x, index):
@@ -793,6 +863,9 @@ def getitem(x, index):
         if e is None:
             layout.append(("new",))
             continue
+        if isinstance(e, _NewAxisIndex):
+            layout.append(("adv", None, e.index))
+            continue
         n = x.shape[d]
         if isinstance(e, slice):
             if e.step is not None and e.step <= 0:
@@ -801,20 +874,14 @@ def getitem(x, index):
             starts[d], stops[d], steps[d] = a, _py_max(a, b), s
             layout.append(("dim", d))
         elif isinstance(e, Tensor):
+            _check_index_bounds(e, n, d)
             layout.append(("adv", d, e))
         else:
-            try:
-                i = int(e.__index__())
-            except (AttributeError, TypeError):
-                raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
-                                 f"bool tensors are valid indices (got {type(e).__name__})") from None
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {n}")
-            i %= n
+            i = _int_index(e, n, d)
             starts[d], stops[d] = i, i + 1
         d += 1
     y = slice_prim(x, starts, stops, steps)
-    shape = tuple(1 if item[0] == "new" else y.shape[item[1]] for item in layout)
+    shape = tuple(1 if item[0] == "new" or item[1] is None else y.shape[item[1]] for item in layout)
     y = reshape(y, shape)
     adv = [(p, item[2]) for p, item in enumerate(layout) if item[0] == "adv"]
     return _advanced(y, adv) if adv else y
@@ -868,10 +935,43 @@ def setitem(x, index, value):
                            "assign under gc.no_grad()")
     if not x._data.flags.writeable:
         raise RuntimeError("unsupported operation: cannot assign into an expanded (broadcast) view")
-    entries = index if isinstance(index, tuple) else (index,)
-    np_index = tuple(e._data if isinstance(e, Tensor) else e for e in entries)
+    # as torch: ints, slices and None select a view, then the index tensors write into it
+    # (so x[0, :, idx] = v places idx's dims as x[0, :, idx] reads them, not as numpy would)
+    basic, adv, d = [], [], 0
+    for e in _normalize_index(x, index):
+        if e is None or isinstance(e, _NewAxisIndex):
+            if e is not None:
+                adv.append((len(basic), e.index._data))
+            basic.append(None)
+            continue
+        n = x.shape[d]
+        if isinstance(e, Tensor):
+            _check_index_bounds(e, n, d)
+            adv.append((len(basic), e._data))
+            basic.append(slice(None))
+        elif isinstance(e, slice):
+            if e.step is not None and e.step <= 0:
+                raise ValueError("step must be greater than zero")
+            basic.append(e)
+        else:
+            basic.append(_int_index(e, n, d))
+            d += 1
+            continue
+        d += 1
+    view = x._data[tuple(basic)]
     v = value._data if isinstance(value, Tensor) else value
-    x._data[np_index] = v
+    if adv:
+        full = [slice(None)] * view.ndim
+        at = 0
+        for k, e in enumerate(basic):      # the view's dim of each kept entry
+            for p, a in adv:
+                if p == k:
+                    full[at] = a
+            if not isinstance(e, int):
+                at += 1
+        view[tuple(full)] = v
+    else:
+        view[...] = v
     x._version[0] += 1
 
 
@@ -880,14 +980,36 @@ def _rev(f):
     return lambda self, other: f(other, self)
 
 
+def _bitwise_not(x):
+    """`~x`: logical not of a bool tensor, two's complement -x - 1 of an int64 one (as torch)."""
+    if x.dtype is _dt.bool_:
+        return logical_not(x)
+    if x.dtype is _dt.int64:
+        return sub(neg(x), 1)
+    raise TypeError(f"~ (bitwise_not) is only supported on bool and integer tensors, got {x.dtype.name}")
+
+
+def _bitwise(logical):
+    """`&`, `|`, `^` on bool tensors (graphc has no bitwise integer ops; refuse rather than
+    silently computing the logical result)."""
+    def op(a, b):
+        if not (_is_bool(a) and _is_bool(b)):
+            kinds = ", ".join(v.dtype.name if isinstance(v, Tensor) else type(v).__name__ for v in (a, b))
+            raise TypeError(f"bitwise operators (&, |, ^) are only supported on bool tensors by graphc, "
+                            f"got {kinds}; use gc.logical_and/logical_or/logical_xor for a truth test")
+        return logical(a, b)
+    return op
+
+
 def _install_methods():
     M = {
         "__add__": add, "__radd__": _rev(add), "__sub__": sub, "__rsub__": _rev(sub),
         "__mul__": mul, "__rmul__": _rev(mul), "__truediv__": div, "__rtruediv__": _rev(div),
         "__pow__": pow, "__rpow__": _rev(pow), "__matmul__": matmul, "__rmatmul__": _rev(matmul),
-        "__neg__": neg, "__abs__": abs, "__invert__": logical_not,
-        "__and__": logical_and, "__or__": logical_or, "__xor__": logical_xor,
-        "__rand__": _rev(logical_and), "__ror__": _rev(logical_or),
+        "__neg__": neg, "__abs__": abs, "__invert__": _bitwise_not,
+        "__and__": _bitwise(logical_and), "__or__": _bitwise(logical_or), "__xor__": _bitwise(logical_xor),
+        "__rand__": _rev(_bitwise(logical_and)), "__ror__": _rev(_bitwise(logical_or)),
+        "__rxor__": _rev(_bitwise(logical_xor)),
         "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge, "__eq__": eq, "__ne__": ne,
         "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "matmul": matmul, "mm": mm,
         "bmm": bmm, "dot": dot, "maximum": maximum, "minimum": minimum, "eq": eq, "ne": ne,
@@ -923,3 +1045,20 @@ def _install_methods():
 
 
 _install_methods()
+
+
+# ---- sliding windows (primitives in graphc/ops/conv.py) ---------------------------------------------
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(e) for e in v)
+
+
+def unfold(x, kernel_size, stride=1, padding=0, dilation=1, value=0):
+    """im2col, as torch.nn.functional.unfold: [N,C,H,W] -> [N, C*kh*kw, L]."""
+    return apply("unfold", x, kernel=_pair(kernel_size), stride=_pair(stride), padding=_pair(padding),
+                 dilation=_pair(dilation), value=_pyval(value, x.dtype))
+
+
+def fold(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """col2im, as torch.nn.functional.fold: [N, C*kh*kw, L] -> [N, C, H, W] (sums overlaps)."""
+    return apply("fold", cols, output_size=_pair(output_size), kernel=_pair(kernel_size),
+                 stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation))

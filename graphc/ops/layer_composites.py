@@ -27,7 +27,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
     if isinstance(padding, str):
-        padding = _same_padding(padding, (kh, kw), _pair(dilation), _pair(stride))
+        (hl, hr), (wl, wr) = _same_padding(padding, (kh, kw), _pair(dilation), _pair(stride))
+        if hl != hr or wl != wr:     # an even effective kernel: torch pads the extra row/col at the end
+            x = F.pad(x, (wl, wr, hl, hr))
+            n, c, h, w = x.shape
+            padding = (0, 0)
+        else:
+            padding = (hl, wl)
     if c != cg * groups or o % groups:
         raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
                            f"{list(x.shape)} to have {cg * groups} channels, but got {c} channels instead")
@@ -49,8 +55,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def _same_padding(mode, kernel, dilation, stride):
+    """((top, bottom), (left, right)) padding for padding='valid' / 'same' (torch's split: the
+    extra row or column of an even effective kernel goes at the end)."""
     if mode == "valid":
-        return (0, 0)
+        return ((0, 0), (0, 0))
     if mode != "same":
         raise ValueError(f"Invalid padding string {mode!r}, should be one of ('valid', 'same')")
     if stride != (1, 1):
@@ -58,10 +66,7 @@ def _same_padding(mode, kernel, dilation, stride):
     pads = []
     for k, d in zip(kernel, dilation):
         total = d * (k - 1)
-        if total % 2:
-            raise NotImplementedError("padding='same' with an even effective kernel needs asymmetric padding, "
-                                      "which graphc's conv2d does not support; pad explicitly with F.pad")
-        pads.append(total // 2)
+        pads.append((total // 2, total - total // 2))
     return tuple(pads)
 
 
@@ -224,5 +229,6 @@ def embedding(idx, weight, padding_idx=None, max_norm=None):
     out = weight[idx]
     if padding_idx is not None:
         pad = padding_idx % weight.shape[0]
-        out = F.where(F.unsqueeze(F.eq(idx, pad), -1), F.zeros_like(out), out)
+        # torch reads the padding row like any other; it only gets no gradient
+        out = F.where(F.broadcast_to(F.unsqueeze(F.eq(idx, pad), -1), tuple(out.shape)), F.detach(out), out)
     return out

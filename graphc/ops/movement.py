@@ -46,10 +46,14 @@ register(Primitive("permute", "movement", _permute_infer,
 def _broadcast_infer(x, *, shape):
     shape = I.check_shape("broadcast_to", shape)
     lead = len(shape) - x.ndim
-    ok = lead >= 0 and all(s == t or s == 1 for s, t in zip(x.shape, shape[lead:]))
-    if not ok:
-        raise RuntimeError(f"The expanded size of the tensor ({list(shape)}) must match the existing "
-                           f"size {list(x.shape)} at each non-singleton dimension")
+    if lead < 0:
+        raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or "
+                           f"equal to the number of dimensions in the tensor ({x.ndim})")
+    for d, (s, t) in enumerate(zip(x.shape, shape[lead:])):
+        if s != t and s != 1:
+            raise RuntimeError(f"The expanded size of the tensor ({t}) must match the existing size ({s}) "
+                               f"at non-singleton dimension {d + lead}.  Target sizes: {list(shape)}.  "
+                               f"Tensor sizes: {list(x.shape)}")
     return I.tt(shape, x.dtype)
 
 

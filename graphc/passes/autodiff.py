@@ -10,26 +10,36 @@ from ..ir.graph import Graph, TensorType
 from ..ops.registry import PRIMITIVES, VJPContext
 
 
-def _relevant(nodes, outputs, wrt):
-    """Names of values on a path from some wrt value to some output."""
+def _relevant(nodes, outputs, wrt, cut=frozenset()):
+    """Names of values on a path from some wrt value to some output (not passing through
+    a node whose output is in `cut`)."""
     fwd = {v.name for v in wrt}
     for n in nodes:
-        if any(i.name in fwd for i in n.inputs) and PRIMITIVES[n.op].vjp is not None:
+        if (n.out.name not in cut and PRIMITIVES[n.op].vjp is not None
+                and any(i.name in fwd for i in n.inputs)):
             fwd.add(n.out.name)
     back = {v.name for v in outputs}
     for n in reversed(nodes):
-        if n.out.name in back:
+        if n.out.name in back and n.out.name not in cut:
             back.update(i.name for i in n.inputs)
     return fwd & back
 
 
-def backprop(trace, outputs, seeds, wrt):
+def backprop(trace, outputs, seeds, wrt, cut=None):
     """Emit the backward of `outputs` (Values, seeded with cotangent tensors) into `trace`'s
-    graph; return the gradient tensor for each Value in `wrt` (None where it has none)."""
+    graph; return the gradient tensor for each Value in `wrt` (None where it has none).
+
+    A wrt Value may be a graph input or any intermediate value. Gradients do not flow through
+    nodes whose output is in `cut` (default: the values the trace recorded with grad mode
+    off, as eager autograd records no history under no_grad)."""
     from ..ops import functional as F
     graph = trace.graph
+    if cut is None:
+        cut = getattr(trace, "nograd", frozenset())
     nodes = list(graph.nodes)          # the VJP rules append to graph.nodes as we go
-    rel = _relevant(nodes, outputs, wrt)
+    rel = _relevant(nodes, outputs, wrt, cut)
+    want = {w.name for w in wrt}
+    found = {}
     ct = {}
     for v, s in zip(outputs, seeds):
         if v.name in rel:
@@ -38,6 +48,10 @@ def backprop(trace, outputs, seeds, wrt):
     for n in reversed(nodes):
         g = ct.pop(n.out.name, None)
         if g is None:
+            continue
+        if n.out.name in want:
+            found[n.out.name] = g
+        if n.out.name in cut:
             continue
         prim = PRIMITIVES[n.op]
         if prim.vjp is None:
@@ -51,8 +65,8 @@ def backprop(trace, outputs, seeds, wrt):
             if gi is None or not need:
                 continue
             ct[i.name] = gi if i.name not in ct else F.add(ct[i.name], gi)
-    # a wrt value may itself be an output (d out / d out)
-    return [ct.get(w.name) for w in wrt]
+    # what is left in ct belongs to graph inputs (never popped): a wrt input may also be an output
+    return [found.get(w.name, ct.get(w.name)) for w in wrt]
 
 
 def autodiff(graph: Graph, wrt=None) -> Graph:

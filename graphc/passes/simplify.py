@@ -1,8 +1,36 @@
-"""Simplification passes over the IR."""
+"""Simplification passes over the IR: dce, cse, fold_constants and simplify.
+
+Each is a pure function Graph -> Graph: it builds a new graph and leaves its input untouched.
+Nodes that survive keep their names (so a pass's effect reads as a small diff of the printed IR);
+nodes a pass creates get fresh numeric names that no node of the input graph used. Kernel nodes
+(op "kernel") are copied as they are: these passes run before fusion, on primitives.
+
+    dce             drop nodes whose value reaches no output and no update
+    cse             merge nodes with the same op, inputs and attributes
+    fold_constants  evaluate nodes whose inputs are all constants (full, iota, constant)
+    simplify        algebraic identities: the rule table RULES, applied to a fixpoint, then dce
+
+cse and fold_constants may leave nodes dead (a folded node's constant inputs, for example);
+run dce after them (simplify does).
+
+A rule of simplify is a small function `rule(node, m) -> Value | None`. `node` is the candidate
+node, its inputs already simplified (their producers are nodes of the graph being built);
+`m` is a RuleContext: `m.const(v)` says whether v is a constant `full` (looking through
+broadcast_to, reshape and permute of one) and gives its value, `m.producer(v, op)` gives the
+node that made v when it is that op, and `m.emit(op, *inputs, **attrs)` builds a new node (its
+type inferred, and itself simplified). A rule returns the Value that replaces node's output --
+an existing value or a new one, of exactly node's type -- or None when it does not apply.
+"""
 from __future__ import annotations
 
-from ..ir.graph import Graph
+import numpy as np
 
+from .. import dtypes as _dt
+from ..ir.graph import Graph, Node, TensorType, Value
+from ..ir.text import _norm
+
+
+# ---- dce ----------------------------------------------------------------------------------
 
 def dce(graph: Graph) -> Graph:
     """Dead-code elimination: drop nodes whose value reaches no output and no update."""
@@ -16,3 +44,486 @@ def dce(graph: Graph) -> Graph:
     kept = {n.out.name for n in keep}
     g.nodes = [n for n in g.nodes if n.out.name in kept]
     return g
+
+
+# ---- rebuilding a graph node by node ------------------------------------------------------
+
+class _Rebuild:
+    """A new graph built from `old` one node at a time: `env` maps each old value's name to the
+    value that stands for it in the new graph. Every name of the old graph stays reserved, so a
+    kept node keeps its name and a new node's fresh name never collides with one."""
+
+    def __init__(self, old: Graph):
+        self.old = old
+        g = Graph(old.name)
+        self.env = {}
+        for v in old.inputs:
+            self.env[v.name] = g.add_input(v.type, v.kind, v.label, name=v.name)
+        g._names |= {n.out.name for n in old.nodes}
+        g._counter = old._counter
+        self.g = g
+
+    def candidate(self, n: Node) -> Node:
+        """A copy of old node n reading the new graph's values, not yet in the graph."""
+        return _make_node(n.op, [self.env[i.name] for i in n.inputs], n.attrs, n.out.type,
+                          n.out.name, n.loc, n.body.copy() if n.body is not None else None)
+
+    def new_node(self, op, inputs, attrs, loc=None) -> Node:
+        """A new primitive node with a fresh name and its inferred type, not yet in the graph."""
+        from ..ops.registry import get   # lazy: graphc.ops imports the IR
+        t = get(op).infer(*[v.type for v in inputs], **attrs)
+        return _make_node(op, inputs, attrs, t, self.g.fresh_name(), loc)
+
+    def append(self, node: Node) -> Value:
+        self.g.nodes.append(node)
+        self.g._names.add(node.out.name)
+        return node.out
+
+    def finish(self) -> Graph:
+        self.g.outputs = [self.env[v.name] for v in self.old.outputs]
+        self.g.updates = [(lbl, self.env[v.name]) for lbl, v in self.old.updates]
+        return self.g
+
+
+def _make_node(op, inputs, attrs, type, name, loc=None, body=None) -> Node:
+    out = Value(name, type)
+    node = Node(op, inputs, attrs, out, loc, body)
+    out.producer = node
+    return node
+
+
+def _same_type(a: TensorType, b: TensorType) -> bool:
+    return a.dtype is b.dtype and tuple(a.shape) == tuple(b.shape)
+
+
+# ---- cse ----------------------------------------------------------------------------------
+
+def _attrs_key(attrs: dict):
+    """Attributes in a hashable canonical form: nan == nan, 1 != 1.0 != True, lists == tuples."""
+    return tuple(sorted((k, _norm(x)) for k, x in attrs.items()))
+
+
+def cse(graph: Graph) -> Graph:
+    """Common-subexpression elimination: a node with the same op, the same inputs (after the
+    merges made above it) and equal attributes as an earlier node is dropped and its uses read
+    the earlier node's value. Every primitive is pure (uniform too: its numbers depend only on
+    its state input), so every primitive node may be merged; kernel nodes are left alone."""
+    rb = _Rebuild(graph)
+    seen = {}
+    for n in graph.nodes:
+        node = rb.candidate(n)
+        key = None
+        if n.op != "kernel":
+            try:
+                key = (n.op, tuple(v.name for v in node.inputs), _attrs_key(n.attrs), str(n.out.type))
+                hash(key)
+            except TypeError:   # an attribute value with no canonical form: never merged
+                key = None
+        if key is not None and key in seen:
+            rb.env[n.out.name] = seen[key]
+            continue
+        rb.env[n.out.name] = rb.append(node)
+        if key is not None:
+            seen[key] = node.out
+    return rb.finish()
+
+
+# ---- fold_constants -----------------------------------------------------------------------
+
+CONSTANT_OPS = ("full", "iota", "constant")
+MAX_CONSTANT_ELEMENTS = 64     # a folded result that is not one repeated value is kept up to this size
+_EVAL_LIMIT = 1 << 16          # never materialize more elements than this while folding
+_SAME_VALUE_MOVEMENT = ("broadcast_to", "reshape", "permute", "slice")
+
+
+def _py_scalar(x, dtype: _dt.DType):
+    """A numpy (or Python) scalar as the Python scalar a `full` of dtype holds."""
+    if dtype.is_floating_point:
+        return float(x)
+    if dtype is _dt.bool_:
+        return bool(x)
+    return int(x)
+
+
+def _all_equal(arr: np.ndarray) -> bool:
+    """Every element bitwise equal to the first (so -0.0 and 0.0 differ, and nan equals itself)."""
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    if flat.size == 0:
+        return True
+    if flat.dtype.kind == "f":
+        flat = flat.view(np.dtype(f"u{flat.dtype.itemsize}"))
+    return bool(np.all(flat == flat[0]))
+
+
+def _full_node(name, t: TensorType, value, loc=None) -> Node:
+    return _make_node("full", [], {"shape": tuple(t.shape), "value": _py_scalar(value, t.dtype),
+                                   "dtype": t.dtype}, t, name, loc)
+
+
+def _folded(node: Node):
+    """The full or constant node (same name and type) that node evaluates to, or None."""
+    from ..ops.registry import PRIMITIVES
+    prim = PRIMITIVES.get(node.op)
+    if prim is None or prim.impl is None:
+        return None
+    t = node.out.type
+    ins = [v.producer for v in node.inputs]
+    name, loc = node.out.name, node.loc
+    if all(p.op == "full" for p in ins):
+        if node.op in _SAME_VALUE_MOVEMENT:
+            return _full_node(name, t, ins[0].attrs["value"], loc)
+        if prim.category == "elementwise":
+            # one repeated value in, one repeated value out: evaluate on scalars (0-d arrays)
+            try:
+                with np.errstate(all="ignore"):
+                    r = prim.impl(*[np.array(p.attrs["value"], dtype=p.attrs["dtype"].np) for p in ins],
+                                  **node.attrs)
+                r = np.asarray(r, dtype=t.dtype.np)
+            except Exception:   # e.g. an integer to a negative power: leave it to fail at run time
+                return None
+            return _full_node(name, t, r.reshape(-1)[0] if r.size else 0, loc)
+    if t.numel > _EVAL_LIMIT or any(v.type.numel > _EVAL_LIMIT for v in node.inputs):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            args = [PRIMITIVES[p.op].impl(**p.attrs) for p in ins]
+            r = prim.impl(*args, **node.attrs)
+            r = np.asarray(r, dtype=t.dtype.np)
+    except Exception:
+        return None
+    if tuple(r.shape) != tuple(t.shape):
+        return None
+    if _all_equal(r):
+        return _full_node(name, t, r.reshape(-1)[0] if r.size else 0, loc)
+    if r.size <= MAX_CONSTANT_ELEMENTS:
+        data = tuple(_py_scalar(x, t.dtype) for x in r.reshape(-1).tolist())
+        return _make_node("constant", [], {"shape": tuple(t.shape), "dtype": t.dtype, "data": data},
+                          t, name, loc)
+    return None
+
+
+def fold_constants(graph: Graph) -> Graph:
+    """Constant folding: a node whose inputs are all constants (made by full, iota or constant)
+    is evaluated with its primitive's numpy implementation and becomes, under the same name, a
+    `full` when every element is the same value (any size; float values bitwise equal), else a
+    `constant` when it has at most MAX_CONSTANT_ELEMENTS elements; else it stays. Folding
+    cascades down the graph in one pass. The constants it read may be left dead (run dce)."""
+    rb = _Rebuild(graph)
+    for n in graph.nodes:
+        node = rb.candidate(n)
+        if (n.op != "kernel" and n.op not in CONSTANT_OPS and node.inputs
+                and all(v.producer is not None and v.producer.op in CONSTANT_OPS for v in node.inputs)):
+            node = _folded(node) or node
+        rb.env[n.out.name] = rb.append(node)
+    return rb.finish()
+
+
+# ---- simplify: algebraic rules ------------------------------------------------------------
+
+_THROUGH = ("broadcast_to", "reshape", "permute")   # movements that keep "one repeated value"
+
+
+class RuleContext:
+    """What a rule sees besides its node: constant matching and building new nodes."""
+
+    def __init__(self, rebuild: _Rebuild, rules, max_depth: int = 64):
+        self.rb = rebuild
+        self.rules = rules
+        self._uses = None
+        self.fired = {}          # rule name -> times it fired
+        self._depth = 0
+        self._max_depth = max_depth
+
+    # ---- matching --------------------------------------------------------------------------
+    @staticmethod
+    def producer(v: Value, op=None):
+        """The node that made v (when op is given: only when its op is op, or one of a tuple)."""
+        p = v.producer
+        if p is None or op is None:
+            return p
+        return p if (p.op == op if isinstance(op, str) else p.op in op) else None
+
+    def const(self, v: Value):
+        """(True, value) when every element of v is one known value -- v is a `full`, or a
+        broadcast_to / reshape / permute of one -- else (False, None)."""
+        p = v.producer
+        while p is not None and p.op in _THROUGH:
+            p = p.inputs[0].producer
+        if p is not None and p.op == "full":
+            return True, p.attrs["value"]
+        return False, None
+
+    def uses(self, v: Value):
+        """How many times the input graph reads v (as a node input, an output or an update), or
+        None for a value a rule built. A heuristic for rules that would duplicate work, never a
+        condition for correctness (a rewrite above may have given v more readers since)."""
+        if self._uses is None:
+            old = self.rb.old
+            counts = {u.name: 0 for u in old.inputs} | {n.out.name: 0 for n in old.nodes}
+            for u in [i for n in old.nodes for i in n.inputs] + list(old.outputs) + [u for _, u in old.updates]:
+                counts[u.name] += 1
+            self._uses = counts
+        return self._uses.get(v.name)
+
+    def is_const(self, v: Value, x) -> bool:
+        """Is every element of v equal to x (as numbers: 1 == 1.0; nan never matches)?"""
+        ok, value = self.const(v)
+        return ok and not isinstance(value, bool) and value == x
+
+    # ---- building --------------------------------------------------------------------------
+    def emit(self, op: str, *inputs: Value, loc=None, **attrs) -> Value:
+        """A new node op(*inputs, **attrs) in the graph being built, simplified in turn."""
+        return self.settle(self.rb.new_node(op, list(inputs), attrs, loc))
+
+    def full(self, t: TensorType, value, loc=None) -> Value:
+        """A new `full` of type t holding value (as the exact Python scalar type t's dtype wants)."""
+        return self.settle(_full_node(self.rb.g.fresh_name(), t, value, loc))
+
+    def settle(self, node: Node) -> Value:
+        """Try the rules on node: the first replacement of node's exact type wins; else node
+        joins the graph as it is."""
+        if node.op != "kernel" and self._depth < self._max_depth:
+            self._depth += 1
+            try:
+                for rule in self.rules:
+                    r = rule(node, self)
+                    if r is not None and r is not node.out and _same_type(r.type, node.out.type):
+                        self.fired[rule.__name__] = self.fired.get(rule.__name__, 0) + 1
+                        return r
+            finally:
+                self._depth -= 1
+        return self.rb.append(node)
+
+
+def _swaps_last_two(perm) -> bool:
+    n = len(perm)
+    return n >= 2 and tuple(perm) == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
+# Each rule: its docstring is the pattern -> replacement line docs/passes.md shows.
+
+def mul_one_right(n, m):
+    """x * 1 -> x"""
+    if n.op == "mul" and m.is_const(n.inputs[1], 1):
+        return n.inputs[0]
+
+
+def mul_one_left(n, m):
+    """1 * x -> x"""
+    if n.op == "mul" and m.is_const(n.inputs[0], 1):
+        return n.inputs[1]
+
+
+def add_zero_right(n, m):
+    """x + 0 -> x"""
+    if n.op == "add" and m.is_const(n.inputs[1], 0):
+        return n.inputs[0]
+
+
+def add_zero_left(n, m):
+    """0 + x -> x"""
+    if n.op == "add" and m.is_const(n.inputs[0], 0):
+        return n.inputs[1]
+
+
+def sub_zero(n, m):
+    """x - 0 -> x"""
+    if n.op == "sub" and m.is_const(n.inputs[1], 0):
+        return n.inputs[0]
+
+
+def div_one(n, m):
+    """x / 1 -> x"""
+    if n.op == "div" and m.is_const(n.inputs[1], 1):
+        return n.inputs[0]
+
+
+def pow_one(n, m):
+    """x ** 1 -> x"""
+    if n.op == "pow" and m.is_const(n.inputs[1], 1):
+        return n.inputs[0]
+
+
+def sub_self_int(n, m):
+    """x - x -> full(0), integer x only (for floats inf - inf and nan - nan are nan)"""
+    if n.op == "sub" and n.inputs[0] is n.inputs[1] and n.out.type.dtype is _dt.int64:
+        return m.full(n.out.type, 0, loc=n.loc)
+
+
+def neg_neg(n, m):
+    """neg(neg(x)) -> x"""
+    p = m.producer(n.inputs[0], "neg") if n.op == "neg" else None
+    if p is not None:
+        return p.inputs[0]
+
+
+def not_not(n, m):
+    """logical_not(logical_not(x)) -> x"""
+    p = m.producer(n.inputs[0], "logical_not") if n.op == "logical_not" else None
+    if p is not None:
+        return p.inputs[0]
+
+
+def reshape_noop(n, m):
+    """reshape(x) to x's own shape -> x"""
+    if n.op == "reshape" and tuple(n.inputs[0].shape) == tuple(n.attrs["shape"]):
+        return n.inputs[0]
+
+
+def reshape_reshape(n, m):
+    """reshape(reshape(x, s1), s2) -> reshape(x, s2)"""
+    p = m.producer(n.inputs[0], "reshape") if n.op == "reshape" else None
+    if p is not None:
+        return m.emit("reshape", p.inputs[0], shape=n.attrs["shape"], loc=n.loc)
+
+
+def permute_identity(n, m):
+    """permute(x, (0, 1, ..., n-1)) -> x"""
+    if n.op == "permute" and tuple(n.attrs["perm"]) == tuple(range(len(n.attrs["perm"]))):
+        return n.inputs[0]
+
+
+def permute_permute(n, m):
+    """permute(permute(x, p), q) -> permute(x, p[q[i]] for each i)"""
+    p = m.producer(n.inputs[0], "permute") if n.op == "permute" else None
+    if p is not None:
+        inner, outer = p.attrs["perm"], n.attrs["perm"]
+        return m.emit("permute", p.inputs[0], perm=tuple(int(inner[i]) for i in outer), loc=n.loc)
+
+
+def broadcast_noop(n, m):
+    """broadcast_to(x) to x's own shape -> x"""
+    if n.op == "broadcast_to" and tuple(n.inputs[0].shape) == tuple(n.attrs["shape"]):
+        return n.inputs[0]
+
+
+def broadcast_full(n, m):
+    """broadcast_to(full(v)) -> full(v) of the new shape (also through reshape/permute/broadcast_to)"""
+    if n.op == "broadcast_to":
+        ok, value = m.const(n.inputs[0])
+        if ok:
+            return m.full(n.out.type, value, loc=n.loc)
+
+
+def broadcast_broadcast(n, m):
+    """broadcast_to(broadcast_to(x, s1), s2) -> broadcast_to(x, s2)"""
+    p = m.producer(n.inputs[0], "broadcast_to") if n.op == "broadcast_to" else None
+    if p is not None:
+        return m.emit("broadcast_to", p.inputs[0], shape=n.attrs["shape"], loc=n.loc)
+
+
+def cast_noop(n, m):
+    """cast(x) to x's own dtype -> x"""
+    if n.op == "cast" and n.attrs["dtype"] is n.inputs[0].dtype:
+        return n.inputs[0]
+
+
+def stop_gradient(n, m):
+    """stop_gradient(x) -> x (autodiff has run by the time passes do)"""
+    if n.op == "stop_gradient":
+        return n.inputs[0]
+
+
+def where_same(n, m):
+    """where(c, x, x) -> x"""
+    if n.op == "where" and n.inputs[1] is n.inputs[2]:
+        return n.inputs[1]
+
+
+def where_const_cond(n, m):
+    """where(full(True), x, y) -> x;  where(full(False), x, y) -> y"""
+    if n.op == "where":
+        ok, value = m.const(n.inputs[0])
+        if ok and isinstance(value, bool):
+            return n.inputs[1] if value else n.inputs[2]
+
+
+def slice_all(n, m):
+    """slice that takes everything (starts 0, same shape) -> x"""
+    if (n.op == "slice" and all(a == 0 for a in n.attrs["starts"])
+            and tuple(n.out.shape) == tuple(n.inputs[0].shape)):
+        return n.inputs[0]
+
+
+def pad_nothing(n, m):
+    """pad with no padding at all -> x"""
+    if n.op == "pad" and not any((*n.attrs["lo"], *n.attrs["hi"], *n.attrs["interior"])):
+        return n.inputs[0]
+
+
+def concat_single(n, m):
+    """concat(x) of one operand -> x"""
+    if n.op == "concat" and len(n.inputs) == 1:
+        return n.inputs[0]
+
+
+def reduce_no_axes(n, m):
+    """sum(x, axes=()) -> x;  max(x, axes=()) -> x"""
+    if n.op in ("sum", "max") and len(n.attrs["axes"]) == 0:
+        return n.inputs[0]
+
+
+def fold_transpose_into_matmul(n, m):
+    """matmul(permute(x, last two dims swapped), y) -> matmul(x, y, transpose_a=not transpose_a);
+    the same for the second operand (the permute stays while something else reads it)"""
+    if n.op != "matmul":
+        return None
+    ops, flags, changed = list(n.inputs), [n.attrs["transpose_a"], n.attrs["transpose_b"]], False
+    for k in (0, 1):
+        p = m.producer(ops[k], "permute")
+        if p is not None and _swaps_last_two(p.attrs["perm"]):
+            ops[k], flags[k], changed = p.inputs[0], not flags[k], True
+    if changed:
+        return m.emit("matmul", ops[0], ops[1], transpose_a=flags[0], transpose_b=flags[1], loc=n.loc)
+
+
+def transpose_matmul_output(n, m):
+    """permute(matmul(a, b), last two dims swapped) -> matmul(b, a) with both flags flipped
+    ((op(a) op(b))^T = op(b)^T op(a)^T), when nothing else reads the matmul"""
+    p = m.producer(n.inputs[0], "matmul") if n.op == "permute" and _swaps_last_two(n.attrs["perm"]) else None
+    if p is not None and m.uses(p.out) == 1:
+        a, b = p.inputs
+        return m.emit("matmul", b, a, transpose_a=not p.attrs["transpose_b"],
+                      transpose_b=not p.attrs["transpose_a"], loc=n.loc)
+
+
+RULES = [
+    mul_one_right, mul_one_left, add_zero_right, add_zero_left, sub_zero, div_one, pow_one,
+    sub_self_int, neg_neg, not_not,
+    reshape_noop, reshape_reshape, permute_identity, permute_permute,
+    broadcast_noop, broadcast_full, broadcast_broadcast,
+    cast_noop, stop_gradient, where_same, where_const_cond,
+    slice_all, pad_nothing, concat_single, reduce_no_axes,
+    fold_transpose_into_matmul, transpose_matmul_output,
+]
+
+
+def rule_table(rules=None) -> list:
+    """[(name, pattern -> replacement)] for each rule, for docs and listings."""
+    return [(r.__name__, " ".join((r.__doc__ or "").split())) for r in (RULES if rules is None else rules)]
+
+
+def _simplify_once(graph: Graph, rules):
+    rb = _Rebuild(graph)
+    m = RuleContext(rb, rules)
+    for n in graph.nodes:
+        rb.env[n.out.name] = m.settle(rb.candidate(n))
+    return rb.finish(), m.fired
+
+
+MAX_SWEEPS = 8
+
+
+def simplify(graph: Graph, rules=None) -> Graph:
+    """Algebraic simplification: rewrite with the rule table (RULES, or `rules`) to a fixpoint,
+    then dce. One sweep visits the nodes in order; a node's inputs are already simplified when
+    its rules run, and a node a rule builds is simplified in turn, so one sweep usually reaches
+    the fixpoint and a second confirms it (at most MAX_SWEEPS). Every replacement has exactly
+    the type of the value it replaces."""
+    rules = RULES if rules is None else list(rules)
+    g = graph
+    for _ in range(MAX_SWEEPS):
+        g, fired = _simplify_once(g, rules)
+        if not fired:
+            break
+    return dce(g)

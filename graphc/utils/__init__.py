@@ -1,0 +1,2 @@
+"""graphc.utils: the PyTorch-shaped helpers around the core (graphc.utils.data)."""
+from . import data  # noqa: F401

@@ -1,0 +1,43 @@
+"""Shared test setup.
+
+Every graph that goes through the pass pipeline during the test session (every traced graph,
+every backward graph a compiled call builds, every stage the passes produce) is checked to be
+well formed (graphc.ir.verify) and to survive its text form: parse_graph(print_graph(g)) == g,
+with and without the `# loc` comments. So any test that compiles something also tests the IR.
+"""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _every_graph_verifies_and_roundtrips(monkeypatch):
+    try:
+        from graphc.passes import manager
+        from graphc.ir import parse_graph, print_graph, verify
+    except Exception:       # graphc not importable: the tests themselves will say why
+        yield
+        return
+    original = manager.run_passes
+    checked = []
+
+    def checking_run_passes(graph, *args, **kwargs):
+        result = original(graph, *args, **kwargs)
+        for stage, g in result.stages:
+            verify(g)
+            for locs in (False, True):
+                text = print_graph(g, locs=locs)
+                back = parse_graph(text)
+                assert back == g, f"stage {stage!r} of {g.name!r} does not survive its text form:\n{text}"
+                assert print_graph(back, locs=locs) == text
+        checked.append(graph.name)
+        return result
+
+    monkeypatch.setattr(manager, "run_passes", checking_run_passes)
+    yield checked
+
+
+@pytest.fixture
+def checked_graphs(_every_graph_verifies_and_roundtrips):
+    """Names of the graphs the autouse check above has verified and round-tripped so far."""
+    return _every_graph_verifies_and_roundtrips

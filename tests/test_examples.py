@@ -1,0 +1,50 @@
+"""The seed programs and examples run, eagerly and compiled, and agree."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = ["tensors", "regression", "classifier", "convnet", "custom_loss", "checkpoint", "higher_order"]
+
+
+def _run(args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{args} failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
+    return r.stdout
+
+
+def _final(out):
+    m = re.search(r"^final: (\S+)$", out, re.M)
+    assert m, out
+    return float(m.group(1))
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_seed_program_eager_and_compiled_agree(name, tmp_path):
+    path = os.path.join(ROOT, "examples", "seeds", f"{name}.py")
+    eager = _final(_run([path], tmp_path))
+    compiled = _final(_run([path, "--compile"], tmp_path))
+    assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6)
+
+
+def test_demo_runs(tmp_path):
+    out = _run([os.path.join(ROOT, "examples", "demo.py")], tmp_path)
+    assert "max parameter difference" in out and "update" in out
+
+
+def test_digits_mlp_reaches_95_percent_both_ways():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("tqdm")
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import digits
+    finally:
+        sys.path.pop(0)
+    rows = digits.main(["--model", "mlp", "--epochs", "8"])
+    name, acc_eager, acc_compiled = rows[0][:3]
+    assert acc_eager >= 0.95 and acc_compiled >= 0.95
+    assert acc_compiled == pytest.approx(acc_eager, abs=0.01)
