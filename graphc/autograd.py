@@ -38,6 +38,19 @@ class _GradMode:
         _state.enabled = self.prev
         return False
 
+    def __call__(self, fn):
+        """As a decorator (@set_grad_enabled(False)): undo the immediate switch made by the
+        constructor and apply the mode only while fn runs, as torch does."""
+        import functools
+        _state.enabled = self.prev
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            with _GradMode(mode):
+                return fn(*a, **k)
+        return wrapper
+
 
 class no_grad:
     """Disable gradient recording (context manager or decorator), as torch.no_grad."""
@@ -279,6 +292,8 @@ def _default_grads(outputs, grad_outputs):
         elif tuple(g.shape) != tuple(t.shape):
             raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {list(g.shape)} "
                                f"and output has a shape of {list(t.shape)}")
+        elif g.dtype is not t.dtype:    # torch casts the seed to the output's dtype
+            g = F.cast(g, t.dtype)
         res.append(g)
     return res
 

@@ -121,6 +121,11 @@ def _scan_names(fn):
     owner = getattr(fn, "__self__", None)
     if owner is not None:
         walk(owner, "self" if not hasattr(owner, "named_parameters") else "", [])
+        if not hasattr(owner, "named_parameters"):
+            for name, v in list(getattr(owner, "__dict__", {}).items()):
+                if isinstance(v, Tensor) or hasattr(v, "named_parameters") or hasattr(v, "param_groups"):
+                    walk(v, f"self.{name}", [(f"attribute 'self.{name}' now refers to a different object",
+                                              lambda o=owner, n=name, v=v: getattr(o, n, None) is v)])
     code_fn = inspect.unwrap(getattr(target, "__func__", target))
     code = getattr(code_fn, "__code__", None)
     if code is not None and code_fn.__closure__:
@@ -138,6 +143,96 @@ def _scan_names(fn):
             walk(v, name, [(f"global '{name}' now refers to a different object",
                             lambda g=g, name=name, v=v: g.get(name) is v)])
     return names
+
+
+_STATIC_TYPES = (bool, int, float, complex, str, bytes, type(None))
+_MISSING = object()
+
+
+def _is_static(v, depth=0):
+    if isinstance(v, _STATIC_TYPES):
+        return True
+    return isinstance(v, tuple) and depth < 2 and len(v) <= 16 and all(_is_static(x, depth + 1) for x in v)
+
+
+def _same_value(a, b):
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _code_names(code):
+    """The global names the code reads (not attribute names, which co_names also holds)."""
+    import dis
+    names = {ins.argval for ins in dis.get_instructions(code)
+             if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(ins.argval, str)}
+    for c in code.co_consts:
+        if hasattr(c, "co_names"):          # nested functions, lambdas, comprehensions
+            names |= _code_names(c)
+    return names
+
+
+class _PythonValues:
+    """The guard on the Python values a trace read as constants: the scalar globals and closure
+    variables the function (and the plain functions it calls, a few levels deep) refers to, and
+    the scalar attributes of the object a bound method belongs to and of the modules it uses."""
+
+    def __init__(self, fn):
+        self.refs = []                      # (read() -> current value, what, value when traced)
+        self._seen = set()
+        target = fn
+        if hasattr(fn, "named_parameters"):
+            self._object(fn, type(fn).__name__)
+            target = getattr(type(fn), "forward", fn)
+        owner = getattr(fn, "__self__", None)
+        if owner is not None:
+            self._object(owner, "self")
+        self._function(inspect.unwrap(getattr(target, "__func__", target)), 0)
+
+    def _function(self, f, depth):
+        code = getattr(f, "__code__", None)
+        if code is None or id(code) in self._seen:
+            return
+        self._seen.add(id(code))
+        g = getattr(f, "__globals__", {})
+        for name in sorted(_code_names(code)):
+            if name in g:
+                self._value(lambda g=g, n=name: g.get(n, _MISSING), f"global '{name}'", g[name], depth)
+        for name, cell in zip(code.co_freevars, getattr(f, "__closure__", None) or ()):
+            v = _cell(cell)
+            self._value(lambda c=cell: _cell(c), f"closure variable '{name}'", v, depth)
+
+    def _value(self, read, what, v, depth):
+        if _is_static(v):
+            self.refs.append((read, what, v))
+        elif isinstance(v, type):
+            return
+        elif hasattr(v, "named_parameters") and hasattr(v, "modules"):
+            self._object(v, what.split("'")[1])
+        elif depth < 3 and inspect.isfunction(v) and not (v.__module__ or "").startswith("graphc"):
+            self._function(v, depth + 1)
+
+    def _object(self, obj, label):
+        if id(obj) in self._seen:
+            return
+        self._seen.add(id(obj))
+        objs = [(label, obj)]
+        if hasattr(obj, "named_modules"):
+            objs = [((f"{label}.{n}" if n else label), m) for n, m in obj.named_modules()]
+        for lbl, o in objs:
+            for name, v in list(getattr(o, "__dict__", {}).items()):
+                if name != "training" and not name.startswith("__") and _is_static(v):
+                    self.refs.append((lambda o=o, n=name: getattr(o, n, _MISSING),
+                                      f"attribute '{lbl}.{name}'", v))
+
+    def __call__(self):
+        return all(_same_value(read(), v) for read, _, v in self.refs)
+
+    def describe(self):
+        for read, what, v in self.refs:
+            now = read()
+            if not _same_value(now, v):
+                now = "deleted" if now is _MISSING else repr(now)
+                return f"{what} changed from {v!r} to {now} (python values are static in the graph)"
+        return "a python value changed"
 
 
 def _get_path(obj, path):
@@ -281,15 +376,15 @@ class CompiledFunctionBackward:
                        f", is at version {t._version[0]}; expected version {self.versions[i]} instead")
                     + ". Hint: the backward of a compiled function recomputes its forward from its "
                     "inputs; do not modify them in place before calling backward().")
+        from .ops import functional as F
         cts = _unpack(g, self.out_types) if len(self.outs) > 1 else [g]
-        ins = list(self.saved) + [c if tuple(c.shape) == t.shape else c.reshape(t.shape)
-                                  for c, t in zip(cts, self.out_types)]
+        cts = [F.reshape(F.cast(c, t.dtype), t.shape) for c, t in zip(cts, self.out_types)]
+        ins = list(self.saved) + cts
         if _ag.is_grad_enabled() and any(t.requires_grad for t in ins):
             outs = _call_graph_fn(bwd, ins)     # create_graph: the gradients are differentiable
         else:
-            outs = [Tensor._wrap(np.array(a, copy=True) if not a.flags.writeable or not a.flags.owndata
-                                 else a)
-                    for a in bwd.exe([t._data for t in ins])]
+            arrays = [t._data for t in ins]
+            outs = [Tensor._wrap(_own(a, arrays)) for a in bwd.exe(arrays)]
         return tuple(None if w is None else outs[w] for w in where)
 
     def release(self):
@@ -349,9 +444,8 @@ def _unpack(g, types):
 
 def _call_graph_fn(fn, tensors):
     """Run a (backward) GraphFunction on tensors, attaching a backward node when needed."""
-    arrays = fn.exe([t._data for t in tensors])
-    outs = [Tensor._wrap(np.array(a, copy=True) if not a.flags.writeable or not a.flags.owndata else a)
-            for a in arrays]
+    ins = [t._data for t in tensors]
+    outs = [Tensor._wrap(_own(a, ins)) for a in fn.exe(ins)]
     _attach_backward(fn, tensors, outs, written=())
     return outs
 
@@ -408,7 +502,7 @@ class Entry:
     def failed_guard(self, leaves):
         for desc, check in self.guards:
             if not (check(leaves) if getattr(check, "wants_leaves", False) else check()):
-                return desc
+                return desc() if callable(desc) else desc
         return None
 
     def run(self, leaves):
@@ -419,11 +513,16 @@ class Entry:
         res = self.exe(ins)
         n_out = len(self.graph.outputs)
         outs, ups = res[:n_out], res[n_out:]
-        ups = [_fresh(a, ins) for a in ups]
-        for (kind, t), a in zip(self.update_slots, ups):
-            if kind == "data" or kind == "arg":
-                tgt = leaves[t] if kind == "arg" else t
-                tgt._data[...] = a
+        targets = [(leaves[t] if kind == "arg" else t) if kind in ("data", "arg") else None
+                   for kind, t in self.update_slots]
+        # an update the backend already wrote into its target's own buffer needs no copy; any
+        # other that shares memory with an input is copied first, before any write-back lands
+        ups = [a if tgt is not None and a is tgt._data else _fresh(a, ins)
+               for tgt, a in zip(targets, ups)]
+        for (kind, t), tgt, a in zip(self.update_slots, targets, ups):
+            if tgt is not None:
+                if a is not tgt._data:
+                    tgt._data[...] = a
                 tgt._version[0] += 1
             else:
                 owner = t if kind == "grad" else leaves[t]
@@ -447,6 +546,12 @@ class Entry:
         _attach_backward(self.fn, tensors, out_tensors, self.written_inputs)
         vals = [out_tensors[k] if kind == "out" else k for kind, k in self.out_leaves]
         return pytree.unflatten(self.out_treedef, vals)
+
+
+def _own(a, ins):
+    """A result array as a fresh, writable array sharing memory with none of `ins`."""
+    a = _fresh(a, ins)
+    return a if a.flags.writeable else np.array(a, copy=True)
 
 
 def _fresh(a, others):
@@ -487,15 +592,18 @@ class CompiledFunction:
         entries = self._cache.get(key)
         reason = None
         if entries:
-            for e in entries:
+            for k, e in enumerate(entries):
                 failed = e.failed_guard(leaves)
                 if failed is None:
+                    if k:                       # most recently used first
+                        entries.insert(0, entries.pop(k))
                     return leaves, e
-                reason = f"guard failed: {failed}"
+                if reason is None:
+                    reason = f"guard failed: {failed}"
         else:
             reason = self._why_new_key(key, args, kwargs)
         entry = self._trace(args, kwargs, leaves, key, reason)
-        self._cache.setdefault(key, []).append(entry)
+        self._cache.setdefault(key, []).insert(0, entry)
         self._last_key = key
         return leaves, entry
 
@@ -618,10 +726,12 @@ class CompiledFunction:
                         written.append(len(arg_leaves) + j)
 
         guards = self._guards(trace, names, arg_leaves)
+        python_values = _PythonValues(self.fn)   # read after the trace: what it left behind
+        if python_values.refs:
+            guards.append((python_values.describe, python_values))
         entry_box = []
         if trace.created_state and not any(getattr(e, "created_state", False)
                                            for e in self._cache.get(key, ())):
-            entry_box = []
             guards.append(("the function created new state while it was traced (an optimizer's "
                            "buffers): the trace was only for that first call",
                            lambda b=entry_box: not b or b[0].calls == 0))
@@ -633,6 +743,9 @@ class CompiledFunction:
         entry = Entry(key, fn, arg_leaves, state_slots, update_slots, grad_clears,
                       out_treedef, out_leaves, guards, reason, written)
         entry.created_state = trace.created_state
+        # arguments that are neither tensors nor Python scalars are keyed by identity: hold them,
+        # so that their id cannot be reused by another object while this entry is cached
+        entry.static_refs = [x for x, spec in zip(leaves, key[1]) if spec[0] == "O"]
         if trace.created_state:
             entry_box.append(entry)
         return entry
@@ -718,13 +831,20 @@ def _cell(c):
         return None
 
 
+_LIBRARY_DIRS = tuple({os.path.dirname(os.__file__) + os.sep,
+                       os.path.dirname(np.__file__) + os.sep})
+
+
 def _user_tb_location(e):
+    """The innermost frame of the traceback in user code (not graphc, numpy or the stdlib)."""
     here = _tr._HERE
-    loc = None
+    loc = fallback = None
     for fs in traceback.extract_tb(e.__traceback__):
         if not fs.filename.startswith(here):
-            loc = f"{fs.filename}:{fs.lineno}: `{(fs.line or '').strip()}`"
-    return loc
+            fallback = f"{fs.filename}:{fs.lineno}: `{(fs.line or '').strip()}`"
+            if not fs.filename.startswith(_LIBRARY_DIRS):
+                loc = fallback
+    return loc or fallback
 
 
 class CompiledModule:

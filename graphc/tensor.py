@@ -187,8 +187,11 @@ class Tensor:
     def __repr__(self) -> str:
         if self._value is not None:
             return f"tracer({self._value!r}, requires_grad={self.requires_grad})"
-        body = np.array2string(self._data, separator=", ", prefix="tensor(",
-                               precision=4, floatmode="maxprec_equal" if self._data.size else "maxprec")
+        d = self._data
+        # as torch: whole numbers print as `1.`, anything else with 4 fixed decimals
+        whole = d.dtype.kind != "f" or not d.size or bool(np.all(~np.isfinite(d) | (d == np.round(d))))
+        body = np.array2string(d, separator=", ", prefix="tensor(", precision=4,
+                               floatmode="maxprec_equal" if whole else "fixed")
         extra = []
         if self._dtype not in (_dt.get_default_dtype(), _dt.int64, _dt.bool_) or (
                 self._data.size == 0 and self._dtype is not _dt.get_default_dtype()):
@@ -224,7 +227,11 @@ class Tensor:
         if requires_grad and not self._dtype.is_floating_point:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if not self.is_leaf:
-            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+            if requires_grad:       # a non-leaf already requires grad: a no-op, as in torch
+                return self
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
+                               "to use a computed variable in a subgraph that doesn't require "
+                               "differentiation use var_no_grad = var.detach().")
         self.requires_grad = requires_grad
         return self
 
@@ -272,9 +279,12 @@ class Tensor:
             isinstance(a, Tensor) and a.requires_grad for a in args))
         src = self
         if tracked:
-            if self._base is not None and self._base.requires_grad:
-                raise RuntimeError("an in-place operation on a view of a tensor that requires grad "
-                                   "is not supported; use the out-of-place form")
+            if self._base is not None:
+                # the base tensor would need the new history too (torch's CopySlices); without it
+                # its gradient would be silently wrong, so refuse
+                raise RuntimeError("an in-place operation that records gradient history on a view "
+                                   "(a slice, reshape, expand, ... of another tensor) is not supported "
+                                   "by graphc's autograd; use the out-of-place form")
             # the VJP may read the old value: give it a snapshot that nothing will modify
             src = Tensor._wrap(self._data.copy(), dtype=self._dtype)
             src.requires_grad, src.grad_fn, src._accum = self.requires_grad, self.grad_fn, None
@@ -325,8 +335,8 @@ class Tensor:
         return self._inplace(lambda s: F.full_like(s, value))
 
     def copy_(self, src):
-        return self._inplace(lambda s, o: F.broadcast_to(F.cast(o, s.dtype), s.shape) * 1
-                             if o.dtype is s.dtype else F.broadcast_to(F.cast(o, s.dtype), s.shape), src)
+        # clone: a new node, so that self takes src's history rather than becoming src's alias
+        return self._inplace(lambda s, o: F.clone(F.broadcast_to(F.cast(o, s.dtype), s.shape)), src)
 
     def addcmul_(self, t1, t2, value=1):
         return self._inplace(lambda s, a, b: s + a * b * value, t1, t2)

@@ -23,9 +23,12 @@ def _every_graph_verifies_and_roundtrips(monkeypatch):
 
     def checking_run_passes(graph, *args, **kwargs):
         result = original(graph, *args, **kwargs)
-        for stage, g in result.stages:
+        # the traced graph and the final (fused, planned) one cover both kinds of IR; every
+        # pass in between is verified by the pass manager itself
+        stages = [result.stages[0], result.stages[-1]] if len(result.stages) > 1 else result.stages
+        for stage, g in stages:
             verify(g)
-            for locs in (False, True):
+            for locs in ((False, True) if stage == "traced" else (False,)):
                 text = print_graph(g, locs=locs)
                 back = parse_graph(text)
                 assert back == g, f"stage {stage!r} of {g.name!r} does not survive its text form:\n{text}"

@@ -113,10 +113,13 @@ def test_parameters_buffers_children_modules():
     assert [n for n, _ in m.fc1.named_parameters(prefix="x")] == ["x.weight", "x.bias"]
 
 
-def test_shared_parameter_listed_once():
+def test_shared_parameter_and_module_listed_once():
     a = nn.Linear(2, 2)
     m = nn.Sequential(a, a)
     assert len(list(m.parameters())) == 2
+    assert [n for n, _ in m.named_modules()] == ["", "0"]     # as torch
+    bn = nn.BatchNorm1d(2)
+    assert len(list(nn.Sequential(bn, bn).buffers())) == 3
 
 
 def test_attribute_reassignment_and_delete():
@@ -166,6 +169,18 @@ def test_to_device():
         m.to("cuda")
     with pytest.raises(Exception, match="(?i)cuda"):
         m.to("cuda:0")
+    with pytest.raises(Exception, match="(?i)cuda"):
+        m.to("cuda", gc.float64)
+    with pytest.raises(Exception, match="(?i)cuda"):
+        m.to(gc.float64, device="cuda")
+    assert m.fc1.weight.dtype is gc.float32               # a failed .to() changes nothing
+    assert nn.Linear(2, 2, device="cpu").weight.shape == (2, 2)
+    for make in (lambda d: nn.Linear(2, 2, device=d), lambda d: nn.Conv2d(1, 1, 1, device=d),
+                 lambda d: nn.BatchNorm1d(2, device=d), lambda d: nn.LayerNorm(2, device=d),
+                 lambda d: nn.Embedding(3, 2, device=d)):
+        make("cpu")
+        with pytest.raises(Exception, match="(?i)cuda"):
+            make("cuda")
 
 
 def test_to_dtype_double_float():
@@ -373,6 +388,17 @@ def _build_repr_models(lib):
         lib.Sequential(lib.AvgPool2d(2), lib.AdaptiveAvgPool2d((1, 1)), lib.BatchNorm1d(3),
                        lib.Conv2d(2, 4, (3, 5), stride=2, dilation=(1, 2), groups=2, bias=False)),
         lib.Sequential(OrderedDict([("fc", lib.Linear(2, 2)), ("act", lib.ReLU())])),
+        lib.ModuleList([lib.Linear(2, 2), lib.Linear(2, 2), lib.Linear(2, 2), lib.ReLU(inplace=True),
+                        lib.Sequential(lib.Tanh()), lib.Sequential(lib.Tanh()), lib.Dropout(0.1, inplace=True)]),
+        lib.Sequential(lib.Unflatten(1, (2, 3)), lib.LeakyReLU(0.1, inplace=True), lib.Softmax(), lib.SiLU(),
+                       lib.Conv2d(2, 2, 3, padding="same"), lib.Conv2d(2, 2, 3, padding="valid"),
+                       lib.BatchNorm2d(2, momentum=None, affine=False), lib.LayerNorm([2, 3], bias=False),
+                       lib.Embedding(5, 2), lib.MaxPool2d((2, 1), stride=1, padding=(1, 0)),
+                       lib.AdaptiveAvgPool2d((None, 3)), lib.Flatten(0, 2)),
+        lib.ModuleList(),
+        lib.Sequential(),
+        lib.Sequential(lib.MSELoss(), lib.CrossEntropyLoss(label_smoothing=0.1), lib.BCEWithLogitsLoss(),
+                       lib.NLLLoss(), lib.L1Loss(reduction="sum"), lib.BCELoss()),
     ]
 
 
@@ -424,6 +450,15 @@ def test_module_list():
             return x
     assert len(list(M().parameters())) == 4
     assert M()(gc.randn(5, 2)).shape == (5, 3)
+
+
+def test_module_list_insert_delete():
+    a, b, c = nn.ReLU(), nn.Tanh(), nn.Sigmoid()
+    ml = nn.ModuleList([a, c])
+    ml.insert(1, b)
+    assert list(ml) == [a, b, c] and [n for n, _ in ml.named_children()] == ["0", "1", "2"]
+    del ml[0]
+    assert list(ml) == [b, c] and [n for n, _ in ml.named_children()] == ["0", "1"]
 
 
 def test_module_dict():
@@ -482,6 +517,7 @@ CONV_CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_conv2d(case):
     torch = _torch()
@@ -525,6 +561,7 @@ MAXPOOL_CASES = [
     dict(kernel_size=3, stride=1, padding=1),
     dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1)),
     dict(kernel_size=2, stride=1, dilation=2),
+    dict(kernel_size=3, stride=2, dilation=2, padding=1),
 ]
 
 
@@ -545,6 +582,16 @@ def test_maxpool2d_ties_and_indices():
         close(go, to)
         np.testing.assert_array_equal(gi.detach().numpy(), ti.detach().numpy())
     compare_layer(nn.MaxPool2d(2), torch.nn.MaxPool2d(2), arr(3, 4, 4))     # unbatched
+
+
+def test_pool_errors():
+    x = gc.randn(1, 1, 5, 5)
+    with pytest.raises(RuntimeError, match="pad should be"):
+        F.max_pool2d(x, 2, padding=2)                    # as torch: at most half the kernel
+    with pytest.raises(RuntimeError, match="pad should be"):
+        nn.AvgPool2d(3, padding=2)(x)
+    with pytest.raises(Exception):
+        nn.MaxPool2d(7)(x)                               # window larger than the input
 
 
 AVGPOOL_CASES = [
@@ -644,6 +691,16 @@ def test_activations(name, args, kw):
     torch = _torch()
     x = arr(3, 4, 2) * 3
     compare_layer(getattr(nn, name)(*args, **kw), getattr(torch.nn, name)(*args, **kw), x)
+
+
+def test_softmax_implicit_dim_like_torch():
+    torch = _torch()
+    for shape in ((4,), (2, 3), (2, 3, 4), (2, 3, 2, 2)):
+        x = arr(*shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            close(nn.Softmax()(gc.tensor(x)), torch.nn.Softmax()(torch.tensor(x)))
+            close(nn.LogSoftmax()(gc.tensor(x)), torch.nn.LogSoftmax()(torch.tensor(x)))
 
 
 def test_relu_gradient_at_zero():
@@ -752,7 +809,7 @@ def test_dropout_gradient_uses_mask():
 # =================================================================================================
 # losses
 # =================================================================================================
-def _loss_pair(gcls, tcls, g_in, t_in, **kw):
+def _loss_pair(gcls, tcls, **kw):
     torch = _torch()
     tkw = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
     gkw = {k: (gc.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
@@ -761,7 +818,7 @@ def _loss_pair(gcls, tcls, g_in, t_in, **kw):
 
 def check_loss(name, x, target, fname=None, **kw):
     torch = _torch()
-    gm, tm = _loss_pair(getattr(nn, name), getattr(torch.nn, name), x, target, **kw)
+    gm, tm = _loss_pair(getattr(nn, name), getattr(torch.nn, name), **kw)
     gx, tx = gc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     float_target = target.dtype.kind == "f"
     gt, tt = gc.tensor(target), torch.tensor(target)
@@ -809,7 +866,11 @@ CE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kw", CE_CASES, ids=lambda d: ",".join(f"{k}={'w' if k == 'weight' else v}" for k, v in d.items()) or "default")
+def _ce_id(d):
+    return ",".join(f"{k}={'w' if k == 'weight' else v}" for k, v in d.items()) or "default"
+
+
+@pytest.mark.parametrize("kw", CE_CASES, ids=_ce_id)
 def test_cross_entropy(kw):
     x = arr(6, 5) * 2
     y = np.array([0, 2, 4, 2, 1, 3], np.int64)
@@ -879,6 +940,20 @@ def test_bce_with_logits_pos_weight_and_extremes():
 def test_bce_gradient_at_probability_0_and_1():
     check_loss("BCELoss", np.array([0.0, 1.0, 0.5], np.float32), np.array([1.0, 0.0, 1.0], np.float32),
                "binary_cross_entropy")
+
+
+def test_loss_weights_are_buffers_like_torch():
+    torch = _torch()
+    w = np.array([1.0, 2.0, 0.5], np.float32)
+    pairs = [(nn.CrossEntropyLoss(weight=gc.tensor(w)), torch.nn.CrossEntropyLoss(weight=torch.tensor(w))),
+             (nn.NLLLoss(weight=gc.tensor(w)), torch.nn.NLLLoss(weight=torch.tensor(w))),
+             (nn.BCEWithLogitsLoss(weight=gc.tensor(w), pos_weight=gc.tensor(w)),
+              torch.nn.BCEWithLogitsLoss(weight=torch.tensor(w), pos_weight=torch.tensor(w))),
+             (nn.BCELoss(), torch.nn.BCELoss()), (nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss())]
+    for g, t in pairs:
+        assert list(g.state_dict()) == list(t.state_dict())
+    g = pairs[0][0].double()
+    assert g.weight.dtype is gc.float64
 
 
 def test_loss_bad_reduction():

@@ -31,10 +31,16 @@ class Interpreter:
         return drop
 
     def run_node(self, impl, node, args):
-        out = impl(*args, **node.attrs)
-        if not isinstance(out, np.ndarray) or out.dtype != node.out.type.dtype.np:
-            out = np.asarray(out, dtype=node.out.type.dtype.np)
-        return out
+        """The node's output arrays, one per value it defines."""
+        outs = impl(*args, **node.attrs)
+        if node.op != "kernel":
+            outs = [outs]
+        res = []
+        for v, out in zip(node.outs, outs):
+            if not isinstance(out, np.ndarray) or out.dtype != v.type.dtype.np:
+                out = np.asarray(out, dtype=v.type.dtype.np)
+            res.append(out)
+        return res
 
     def __call__(self, arrays):
         g = self.graph
@@ -45,12 +51,45 @@ class Interpreter:
             if tuple(a.shape) != v.type.shape or a.dtype != v.type.dtype.np:
                 raise ValueError(f"{g.name}: input %{v.name} expects {v.type}, got {a.dtype}{list(a.shape)}")
             env[v.name] = a
+        self._inputs = dict(env)    # inputs stay reachable after their last use (state buffers)
         with np.errstate(all="ignore"):
             for (impl, node, names), drop in zip(self.plan, self._last_use):
-                env[node.out.name] = self.run_node(impl, node, [env[n] for n in names])
+                for v, a in zip(node.outs, self.run_node(impl, node, [env[n] for n in names])):
+                    env[v.name] = self.place(node, v, a, env)
                 for name in drop:
                     env.pop(name, None)
         return [env[v.name] for v in g.outputs] + [env[v.name] for _, v in g.updates]
+
+    def place(self, node, value, array, env):
+        """Where a computed array lives; the plain interpreter keeps numpy's own."""
+        return array
+
+
+class PlannedInterpreter(Interpreter):
+    """Runs a memory-planned graph: every intermediate is a view into one arena allocated once,
+    state updates planned in place are written into the state's own buffer, so a wrong memory
+    plan gives a wrong result here, without any native code."""
+
+    def __init__(self, graph):
+        super().__init__(graph)
+        from ..passes.memory import arena_bytes
+        self.arena = np.zeros(arena_bytes(graph), dtype=np.uint8)
+
+    def place(self, node, value, array, env):
+        k = node.outs.index(value)
+        where = node.attrs["buffers"][k]
+        t = value.type
+        if where.startswith("arena+"):
+            off = int(where[6:])
+            dst = self.arena[off:off + t.nbytes].view(t.dtype.np).reshape(t.shape)
+        elif where.startswith("state:"):
+            dst = self._inputs[where[6:]]   # env may have dropped it after its last read
+        elif where == "view":
+            return array
+        else:   # "out": a fresh buffer, never a view of the arena or of an input
+            return np.array(array, copy=True)
+        np.copyto(dst, array)
+        return dst
 
 
 def _impl(node):
@@ -58,11 +97,12 @@ def _impl(node):
     if node.op != "kernel":
         return PRIMITIVES[node.op].impl
     inner = Interpreter(node.body)
-    return lambda *arrays, **attrs: inner(list(arrays))[0]
+    return lambda *arrays, **attrs: inner(list(arrays))
 
 
 def compile(graph, **options):
-    return Interpreter(graph)
+    planned = any("buffers" in n.attrs for n in graph.nodes)
+    return PlannedInterpreter(graph) if planned else Interpreter(graph)
 
 
 register("interp", compile)

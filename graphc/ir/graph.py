@@ -62,15 +62,21 @@ class Value:
 class Node:
     """A primitive applied to values -- or, with op "kernel", a fused group of primitives whose
     `body` is a Graph (its inputs are this node's inputs, in order; its one output is `out`)."""
-    __slots__ = ("op", "inputs", "attrs", "out", "loc", "body")
+    __slots__ = ("op", "inputs", "attrs", "out", "loc", "body", "extra")
 
-    def __init__(self, op: str, inputs, attrs, out: Value, loc=None, body=None):
+    def __init__(self, op: str, inputs, attrs, out: Value, loc=None, body=None, extra=()):
         self.op = op
         self.inputs = list(inputs)
         self.attrs = dict(attrs)
         self.out = out
         self.loc = loc             # "file.py:12" of the user code that made it, if known
         self.body = body           # the fused Graph of a kernel node, else None
+        self.extra = list(extra)   # a kernel's further outputs (primitives have exactly one)
+
+    @property
+    def outs(self):
+        """Every value the node defines: `out` first, then a multi-output kernel's others."""
+        return [self.out] + self.extra
 
     def __repr__(self) -> str:
         args = ", ".join("%" + v.name for v in self.inputs)
@@ -135,6 +141,15 @@ class Graph:
     def arg_inputs(self):
         return [v for v in self.inputs if v.kind == "arg"]
 
+    def add_kernel(self, inputs, attrs, types, names, body, loc=None):
+        """A kernel node defining one value per type (its body returns them in order)."""
+        outs = [Value(self.fresh_name(nm), t) for nm, t in zip(names, types)]
+        node = Node("kernel", inputs, attrs, outs[0], loc, body, outs[1:])
+        for v in outs:
+            v.producer = node
+        self.nodes.append(node)
+        return outs
+
     def kernels(self):
         return [n for n in self.nodes if n.op == "kernel"]
 
@@ -159,10 +174,15 @@ class Graph:
             assert nv.name == v.name
             env[v.name] = nv
         for n in self.nodes:
-            out = g.add_node(n.op, [env[i.name] for i in n.inputs], n.attrs, n.out.type,
-                             name=n.out.name, loc=n.loc,
-                             body=n.body.copy() if n.body is not None else None)
-            env[n.out.name] = out
+            ins = [env[i.name] for i in n.inputs]
+            if n.extra:
+                outs = g.add_kernel(ins, n.attrs, [v.type for v in n.outs], [v.name for v in n.outs],
+                                    n.body.copy(), loc=n.loc)
+            else:
+                outs = [g.add_node(n.op, ins, n.attrs, n.out.type, name=n.out.name, loc=n.loc,
+                                   body=n.body.copy() if n.body is not None else None)]
+            for v in outs:
+                env[v.name] = v
         g._counter = self._counter
         g.outputs = [env[v.name] for v in self.outputs]
         g.updates = [(lbl, env[v.name]) for lbl, v in self.updates]

@@ -77,7 +77,8 @@ def format_node(node, locs: bool = False) -> str:
     """One node as its printed line (without indentation); a kernel's line is followed by its
     body graph, indented."""
     args = ", ".join("%" + v.name for v in node.inputs)
-    s = f"%{node.out.name}: {node.out.type} = {node.op}({args})"
+    outs = ", ".join(f"%{v.name}: {v.type}" for v in node.outs)
+    s = f"{outs} = {node.op}({args})"
     if node.attrs:
         s += " {" + ", ".join(f"{k}={format_value(node.attrs[k])}" for k in _ordered_attrs(node)) + "}"
     if locs and node.loc:
@@ -112,7 +113,9 @@ _LABEL = rf"(?:{_QUOTED}|{_NAME})"
 _TYPE = r"[A-Za-z_][A-Za-z0-9_]*\s*\[[^\]]*\]"
 _HEADER = re.compile(rf"graph\s+({_LABEL})\s*\((.*)\)\s*\{{\Z", re.S)
 _INPUT = re.compile(rf"\s*(?:(state|arg)\s+)?%({_NAME})\s*:\s*({_TYPE})(?:\s*({_QUOTED}|{_NAME}))?\s*(,|\Z)")
-_NODE = re.compile(rf"%({_NAME})\s*:\s*({_TYPE})\s*=\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\(([^)]*)\)\s*(?:\{{(.*)\}})?\Z", re.S)
+_DEF = rf"%{_NAME}\s*:\s*{_TYPE}"
+_NODE = re.compile(rf"({_DEF}(?:\s*,\s*{_DEF})*)\s*=\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\(([^)]*)\)\s*(?:\{{(.*)\}})?\Z", re.S)
+_ONE_DEF = re.compile(rf"%({_NAME})\s*:\s*({_TYPE})")
 _UPDATE = re.compile(rf"update\s+({_LABEL})\s*<-\s*%({_NAME})\Z")
 _REF = re.compile(rf"\s*%({_NAME})\s*\Z")
 
@@ -285,12 +288,14 @@ def _parse_lines(lines, base: int) -> Graph:
             m = _NODE.match(code)
             if not m:
                 fail("bad node line (expected `%out: f32[..] = op(%a, ...) {k=v}`)", lineno)
-            name, ty, op, args, attrs = m.groups()
+            defs, op, args, attrs = m.groups()
             try:
-                t = parse_type(ty)
+                outs = [(nm, parse_type(ty)) for nm, ty in _ONE_DEF.findall(defs)]
                 attrs = parse_attrs(attrs) if attrs and attrs.strip() else {}
             except ValueError as e:
                 fail(str(e), lineno)
+            if len(outs) > 1 and op != "kernel":
+                fail(f"only a kernel defines several values; {op} defines one", lineno)
             ins = []
             for a in (args.split(",") if args.strip() else []):
                 r = _REF.match(a)
@@ -307,8 +312,17 @@ def _parse_lines(lines, base: int) -> Graph:
                 end = _body_end(lines, j)
                 body = _parse_lines(lines[j:end], base + j)
                 skip_to = end
-            define(name, lineno, lambda: g.add_node(op, ins, attrs, t, name=name, loc=comment or None,
-                                                    body=body))
+            for nm, _ in outs:
+                if nm in env:
+                    fail(f"value %{nm} is defined twice", lineno)
+            if len(outs) > 1:
+                vals = g.add_kernel(ins, attrs, [t for _, t in outs], [nm for nm, _ in outs], body,
+                                    loc=comment or None)
+            else:
+                vals = [g.add_node(op, ins, attrs, outs[0][1], name=outs[0][0], loc=comment or None,
+                                   body=body)]
+            for v in vals:
+                env[v.name] = v
         elif code == "return" or code.startswith(("return ", "return%")):
             rest = code[len("return"):]
             for a in (rest.split(",") if rest.strip() else []):
@@ -355,7 +369,7 @@ def structure(g: Graph) -> tuple:
         tuple((v.name, str(v.type), v.kind, v.label) for v in g.inputs),
         tuple((n.op, tuple(v.name for v in n.inputs),
                tuple(sorted((k, _norm(x)) for k, x in n.attrs.items())),
-               n.out.name, str(n.out.type),
+               tuple((v.name, str(v.type)) for v in n.outs),
                structure(n.body) if n.body is not None else None) for n in g.nodes),
         tuple(v.name for v in g.outputs),
         tuple((lbl, v.name) for lbl, v in g.updates),

@@ -6,6 +6,19 @@ from .graph import Graph, TensorType
 from .text import format_node
 
 
+class _Describe:
+    """A node's printed text for an error message, formatted only if an error is raised."""
+    __slots__ = ("node",)
+
+    def __init__(self, node):
+        self.node = node
+
+    def __format__(self, spec):
+        return f"node `{format_node(self.node).splitlines()[0]}`"
+
+    __str__ = lambda self: format(self, "")
+
+
 class IRVerifyError(ValueError):
     """A malformed graph; the message names the offending node as printed text."""
 
@@ -38,17 +51,20 @@ def verify(g: Graph) -> Graph:
         define(v, what)
 
     for n in g.nodes:
-        what = f"node `{format_node(n)}`"
+        what = _Describe(n)
         for v in n.inputs:
             if id(v) not in defined:
                 raise IRVerifyError(f"{what}: input %{v.name} is not a graph input or the output "
                                     "of an earlier node")
-        if n.out.producer is not n:
+        if any(v.producer is not n for v in n.outs):
             raise IRVerifyError(f"{what}: its output's producer is not this node")
         if n.op == "kernel":
             _verify_kernel(n, what)
-            define(n.out, what)
+            for v in n.outs:
+                define(v, what)
             continue
+        if n.extra:
+            raise IRVerifyError(f"{what}: a primitive defines exactly one value")
         if n.body is not None:
             raise IRVerifyError(f"{what}: only kernel nodes have a body")
         try:
@@ -104,8 +120,10 @@ def _verify_kernel(n, what):
             _same_type(a.type, b.type) for a, b in zip(body.inputs, n.inputs)):
         raise IRVerifyError(f"{what}: the body's inputs ({', '.join(str(v.type) for v in body.inputs)}) "
                             f"do not match the kernel's ({', '.join(str(v.type) for v in n.inputs)})")
-    if len(body.outputs) != 1 or not _same_type(body.outputs[0].type, n.out.type):
-        raise IRVerifyError(f"{what}: the body must return one value of type {n.out.type}")
+    if len(body.outputs) != len(n.outs) or not all(
+            _same_type(a.type, b.type) for a, b in zip(body.outputs, n.outs)):
+        raise IRVerifyError(f"{what}: the body must return {len(n.outs)} value(s) typed "
+                            f"{', '.join(str(v.type) for v in n.outs)}")
     if body.updates:
         raise IRVerifyError(f"{what}: a kernel body cannot update state")
     try:

@@ -26,7 +26,8 @@ class L1Loss(_Loss):
 class CrossEntropyLoss(_Loss):
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
-        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
+        self.register_buffer("weight", weight)     # a buffer, as torch's: in state_dict, cast by .to()
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
@@ -35,7 +36,8 @@ class CrossEntropyLoss(_Loss):
 class NLLLoss(_Loss):
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
-        self.weight, self.ignore_index = weight, ignore_index
+        self.register_buffer("weight", weight)
+        self.ignore_index = ignore_index
 
     def forward(self, input, target):
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
@@ -44,7 +46,7 @@ class NLLLoss(_Loss):
 class BCELoss(_Loss):
     def __init__(self, weight=None, reduction="mean"):
         super().__init__(reduction)
-        self.weight = weight
+        self.register_buffer("weight", weight)
 
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, self.weight, self.reduction)
@@ -53,7 +55,8 @@ class BCELoss(_Loss):
 class BCEWithLogitsLoss(_Loss):
     def __init__(self, weight=None, reduction="mean", pos_weight=None):
         super().__init__(reduction)
-        self.weight, self.pos_weight = weight, pos_weight
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)

@@ -205,11 +205,18 @@ class Module:
         """Module.to(device) / .to(dtype): parameters and floating buffers change in place."""
         from ..device import device
         from .. import dtypes as _dt
-        for a in list(args) + list(kwargs.values()):
-            if isinstance(a, (str, device)) and not (isinstance(a, str) and a in _dt._BY_NAME):
+        dtype = None
+        for a in list(args) + list(kwargs.values()):       # check everything before changing anything
+            if isinstance(a, _dt.DType) or (isinstance(a, str) and a in _dt._BY_NAME):
+                dtype = _dt.as_dtype(a)
+            elif isinstance(a, (str, device)):
                 device(a).check_available()
-            elif isinstance(a, _dt.DType) or (isinstance(a, str) and a in _dt._BY_NAME):
-                self._cast_floats(_dt.as_dtype(a))
+            elif isinstance(a, Tensor):                     # .to(other_tensor): its dtype
+                dtype = a.dtype
+            elif a is not None and not isinstance(a, bool):
+                raise TypeError(f"Module.to() got an unexpected argument {a!r}")
+        if dtype is not None:
+            self._cast_floats(dtype)
         return self
 
     def _cast_floats(self, dtype):

@@ -15,7 +15,7 @@ def _grads(parameters):
 
 
 @no_grad()
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale the gradients in place so that their total norm is at most max_norm; return the
     total norm (a tensor, so this traces without a data-dependent branch)."""
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
@@ -36,7 +36,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
 
 @no_grad()
-def clip_grad_value_(parameters, clip_value):
+def clip_grad_value_(parameters, clip_value, foreach=None):
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     for p in params:
         if p.grad is not None:

@@ -325,7 +325,11 @@ def _axes(x, dim):
         return tuple(range(x.ndim))
     if isinstance(dim, int):
         dim = (dim,)
-    return tuple(sorted({_dim(d, x.ndim) for d in dim})) if x.ndim else ()
+    axes = [_dim(d, x.ndim) for d in dim]
+    if len(set(axes)) != len(axes):
+        raise RuntimeError(f"dim {next(a for a in axes if axes.count(a) > 1)} appears multiple times "
+                           "in the list of dims")
+    return tuple(sorted(axes)) if x.ndim else ()
 
 
 def sum(x, dim=None, keepdim=False, dtype=None):
@@ -562,6 +566,10 @@ def expand(x, *sizes):
     if lead < 0:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or "
                            f"equal to the number of dimensions in the tensor ({x.ndim})")
+    for i, s in enumerate(sizes[:lead]):
+        if s < 0:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) isn't allowed in a leading, "
+                               f"non-existing dimension {i}")
     shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
     return broadcast_to(x, shape)
 
@@ -958,7 +966,7 @@ def setitem(x, index, value):
             d += 1
             continue
         d += 1
-    view = x._data[tuple(basic)]
+    view = x._data[tuple(basic) + (Ellipsis,)]     # (a 0-d view, not a scalar, when all are ints)
     v = value._data if isinstance(value, Tensor) else value
     if adv:
         full = [slice(None)] * view.ndim

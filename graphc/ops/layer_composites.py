@@ -76,8 +76,8 @@ def _pool_args(kernel_size, stride, padding, dilation, ceil_mode):
     k = _pair(kernel_size)
     s = _pair(stride) if stride is not None and stride != () else k
     p = _pair(padding)
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, kernel_size={k}")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:   # torch's limit: half the (undilated) kernel
+        raise RuntimeError(f"pad should be at most half of kernel size, but got pad={p}, kernel_size={k}")
     return k, s, p, _pair(dilation)
 
 

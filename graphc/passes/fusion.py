@@ -12,6 +12,11 @@ Kernel kinds (what a backend generates for each):
   matmul     one matmul with an elementwise epilogue over its output (bias, activation,
              residual add)
   opaque     one primitive run as it is (fold, scatter_add)
+
+A kernel may write several outputs over the same iteration space (multi-output fusion): a
+value needed by several kernels, or by the caller, is written by one of the kernels that
+reads it instead of getting a kernel of its own -- softmax's shifted logits and its row
+sums in one pass; a gradient, the momentum buffer and the new weight in one matmul epilogue.
   view       a reshape of a materialised buffer: no code runs, the output aliases the input
 
 Legality: a node joins a kernel only if every user of it is in that kernel, so no value is
@@ -52,39 +57,54 @@ def _cheap(n) -> bool:
 
 
 def split_cheap(graph: Graph) -> Graph:
-    """Give every constant and movement node exactly one user, copying it per extra user."""
+    """Give every cheap node (see _cheap) exactly one user, copying it per extra user.
+
+    One pass from the last node to the first: a copy made for a user is placed just before
+    that user, and its own inputs are visited later, so chains of cheap nodes split too."""
     g = graph.copy()
     keep = {v.name for v in g.outputs} | {v.name for _, v in g.updates}
-    changed = True
-    while changed:
-        changed = False
-        users = g.users()
-        new_nodes = []
-        for n in g.nodes:
-            new_nodes.append(n)
-        for n in reversed(list(g.nodes)):
-            us = users.get(n.out.name, [])
-            if not _cheap(n) or len(us) + (n.out.name in keep) <= 1:
-                continue
-            # the first user (or the graph output) keeps n; every other user gets a copy
-            extra = us if n.out.name in keep else us[1:]
-            for u in extra:
-                copy = g.add_node(n.op, n.inputs, n.attrs, n.out.type, loc=n.loc)
-                node = g.nodes.pop()            # add_node appended it; place it before u
-                g.nodes.insert(g.nodes.index(u), node)
-                u.inputs = [copy if v is n.out else v for v in u.inputs]
-            changed = True
-            break
+    users = g.users()
+    out = list(g.nodes)
+    pos = {id(n): i for i, n in enumerate(out)}
+    extra_before = {}                    # id(user) -> copies to insert right before it
+    for n in reversed(g.nodes):
+        us = users.get(n.out.name, [])
+        if not _cheap(n) or len(us) + (n.out.name in keep) <= 1:
+            continue
+        for u in (us if n.out.name in keep else us[1:]):
+            v = g.add_node(n.op, n.inputs, n.attrs, n.out.type, loc=n.loc)
+            copy = g.nodes.pop()
+            u.inputs = [v if x is n.out else x for x in u.inputs]
+            extra_before.setdefault(id(u), []).append(copy)
+            for x in n.inputs:
+                users.setdefault(x.name, []).append(copy)
+        users[n.out.name] = [] if n.out.name in keep else us[:1]
+    nodes = []
+    for n in out:
+        for c in _ordered(extra_before.get(id(n), []), extra_before):
+            nodes.append(c)
+        nodes.append(n)
+    g.nodes = nodes
     return g
 
 
+def _ordered(copies, extra_before):
+    """Copies, each preceded by the copies made for it (a chain of cheap nodes)."""
+    res = []
+    for c in copies:
+        res += _ordered(extra_before.get(id(c), []), extra_before)
+        res.append(c)
+    return res
+
+
 class _Group:
-    __slots__ = ("id", "root", "members", "kind", "space")
+    __slots__ = ("id", "root", "members", "outputs", "kind", "space")
 
     def __init__(self, gid, root):
         self.id = gid
         self.root = root
         self.members = [root]
+        self.outputs = [root]          # values the kernel writes to memory, root first
         cls = node_class(root)
         self.kind = {"pointwise": "pointwise", "reduction": "reduction", "matmul": "matmul"}.get(cls, "opaque")
         self.space = _reduction_space(root) if cls == "reduction" else None
@@ -105,7 +125,7 @@ def _reduced_shapes(space):
 def _can_join(p, g: _Group, feeds_matmul_operand: bool) -> bool:
     """May producer node p be fused into group g (all of p's users being in g)?"""
     cls = node_class(p)
-    if g.kind == "opaque" or cls == "opaque":
+    if g.kind in ("opaque", "view") or cls == "opaque":
         return False
     if g.kind == "matmul" and feeds_matmul_operand:
         return False     # a GEMM reads real buffers; its operands are materialised
@@ -116,10 +136,24 @@ def _can_join(p, g: _Group, feeds_matmul_operand: bool) -> bool:
         if g.kind == "reduction":
             return g.space == space
         if g.kind == "pointwise":
-            return tuple(g.root.out.type.shape) in _reduced_shapes(space)
+            return all(tuple(o.out.type.shape) in _reduced_shapes(space) for o in g.outputs)
         return False
     if cls == "matmul":
-        return g.kind == "pointwise" and tuple(g.root.out.type.shape) == tuple(p.out.type.shape)
+        return g.kind == "pointwise" and all(
+            tuple(o.out.type.shape) == tuple(p.out.type.shape) for o in g.outputs)
+    return False
+
+
+def _can_output(p, g: _Group) -> bool:
+    """May p be written as a further output of g: is its shape g's iteration space (the space
+    g will have once p joins it)?"""
+    shape = tuple(p.out.type.shape)
+    if node_class(p) == "reduction" and g.kind == "pointwise":
+        return shape in _reduced_shapes(_reduction_space(p))
+    if g.kind == "reduction":
+        return shape in _reduced_shapes(g.space)
+    if g.kind in ("pointwise", "matmul"):
+        return shape == tuple(g.root.out.type.shape)
     return False
 
 
@@ -133,34 +167,83 @@ def _join(p, g: _Group):
 
 
 def fuse(graph: Graph) -> Graph:
-    """Group the graph's primitive nodes into kernel nodes."""
+    """Group the graph's primitive nodes into kernel nodes (see the module docstring)."""
     g = split_cheap(graph)
     materialize = {v.name for v in g.outputs} | {v.name for _, v in g.updates}
     users = g.users()
     group_of = {}
     groups = []
+    dag = nx.DiGraph()                      # group id -> group id, producer to consumer
     for n in reversed(g.nodes):
         us = users.get(n.out.name, [])
-        target = None
-        if us and n.out.name not in materialize:
-            gs = {id(group_of[u.out.name]) for u in us}
-            if len(gs) == 1:
-                cand = group_of[us[0].out.name]
-                operand = any(u.op == "matmul" for u in us)
-                if _can_join(n, cand, operand):
-                    target = cand
+        user_groups = []
+        for u in us:
+            gu = group_of[u.out.name]
+            if gu not in user_groups:
+                user_groups.append(gu)
+        operand = any(u.op == "matmul" for u in us)
+        target, as_output = None, False
+        if len(user_groups) == 1 and n.out.name not in materialize:
+            if _can_join(n, user_groups[0], operand):
+                target = user_groups[0]
+        if target is None and user_groups and node_class(n) != "opaque":
+            # written to memory anyway: make it a further output of one of its user kernels
+            for cand in sorted(user_groups, key=lambda gr: gr.id, reverse=True):
+                feeds = any(u.op == "matmul" and group_of[u.out.name] is cand for u in us)
+                if not _can_join(n, cand, feeds) or not _can_output(n, cand):
+                    continue
+                others = [h for h in user_groups if h is not cand]
+                if any(nx.has_path(dag, h.id, cand.id) for h in others):
+                    continue        # h needs n, cand would need h: a cycle
+                target, as_output = cand, True
+                break
         if target is None:
             target = _Group(len(groups), n)
             groups.append(target)
+            dag.add_node(target.id)
         else:
             _join(n, target)
+            if as_output:
+                target.outputs.append(n)
         group_of[n.out.name] = target
+        for gu in user_groups:
+            if gu is not target:
+                dag.add_edge(target.id, gu.id)
+    groups = _absorb_copies(groups, group_of, users, dag)
     for grp in groups:
         r = grp.root
         if (grp.members == [r] and r.op == "reshape" and r.inputs[0].producer is not None
                 and r.out.name not in materialize):
             grp.kind = "view"
     return _build(g, groups, group_of)
+
+
+def _absorb_copies(groups, group_of, users, dag):
+    """A kernel that only re-lays out another kernel's output (a reshape producing a
+    gradient, say) becomes one more output of that kernel: one pass over memory, not two."""
+    keep = []
+    for grp in groups:
+        src = None
+        if grp.kind == "pointwise" and all(_cheap(m) and node_class(m) == "pointwise"
+                                           and PRIMITIVES[m.op].category == "movement" for m in grp.members):
+            ext = {v.name for m in grp.members for v in m.inputs
+                   if v.producer is not None and group_of[v.name] is not grp}
+            if len(ext) == 1:
+                src = group_of[next(iter(ext))]
+        consumers = {group_of[u.out.name].id for m in grp.members for u in users.get(m.out.name, [])
+                     if group_of[u.out.name] is not grp}
+        ok = (src is not None and src.kind in ("pointwise", "reduction") and _can_output(grp.root, src)
+              and not any(nx.has_path(dag, c, src.id) for c in consumers))
+        if not ok:
+            keep.append(grp)
+            continue
+        for m in grp.members:
+            src.members.append(m)
+            group_of[m.out.name] = src
+        src.outputs.extend(grp.outputs)
+        for c in consumers:
+            dag.add_edge(src.id, c)
+    return keep
 
 
 def _build(g: Graph, groups, group_of) -> Graph:
@@ -195,10 +278,22 @@ def _build(g: Graph, groups, group_of) -> Graph:
                     ins.append(env[v.name])
             benv[m.out.name] = body.add_node(m.op, [benv[v.name] for v in m.inputs], m.attrs,
                                              m.out.type, name=m.out.name, loc=m.loc)
-        body.outputs = [benv[grp.root.out.name]]
-        root = grp.root
-        env[root.out.name] = out.add_node("kernel", ins, {"kind": grp.kind}, root.out.type,
-                                          name=root.out.name, loc=root.loc, body=body)
+        body.outputs = [benv[o.out.name] for o in grp.outputs]
+        outs = out.add_kernel(ins, {"kind": grp.kind}, [o.out.type for o in grp.outputs],
+                              [o.out.name for o in grp.outputs], body, loc=grp.root.loc)
+        for v in outs:
+            env[v.name] = v
     out.outputs = [env[v.name] for v in g.outputs]
     out.updates = [(lbl, env[v.name]) for lbl, v in g.updates]
     return out
+
+
+def one_kernel_per_node(graph: Graph) -> Graph:
+    """Every primitive its own kernel: what the graph looks like with fusion switched off."""
+    g = graph.copy()
+    groups, group_of = [], {}
+    for n in g.nodes:
+        grp = _Group(len(groups), n)
+        groups.append(grp)
+        group_of[n.out.name] = grp
+    return _build(g, groups, group_of)

@@ -1,19 +1,18 @@
 """Memory planning: every intermediate buffer gets an offset in one arena.
 
-Each kernel node is annotated with where its output lives:
-  storage="arena", offset=N   an intermediate, at byte N of the graph's one arena
-  storage="out"               a fresh buffer per call (returned to the user, or copied into
-                              state afterwards)
-  storage="state", target=S   the new value of state input %S, written into S's own buffer
-                              in place (the state's old value has no reader left)
-  storage="view"              a reshape: aliases its input's buffer, no memory of its own
+Each kernel node gets `buffers`, one entry per output value, saying where it lives:
+  "arena+N"   an intermediate, at byte N of the graph's one arena
+  "out"       a fresh buffer per call (returned to the caller, or copied into state after)
+  "state:S"   the new value of state input %S, written into S's own buffer in place (every
+              reader of the old value has run, and the kernel reads S element for element)
+  "view"      a reshape: aliases its input's buffer, no memory of its own
 
 Offsets are chosen greedy-by-size with best fit among buffers whose lifetimes overlap, aligned
-to 64 bytes; a pointwise kernel whose input buffer dies at it, reading it element for element,
-writes its output over that input (in-place reuse). Graph inputs are never written, except state
-that the graph updates. `memory_report` gives naive bytes (every intermediate its own buffer),
-the planned arena bytes and the lower bound (the largest sum of live bytes at any step);
-`validate_plan` proves that no two buffers live at the same time overlap.
+to 64 bytes; a kernel output whose input buffer dies at that kernel, read element for element,
+is written over that input (in-place reuse). Graph inputs are never written, except state that
+the graph updates. `memory_report` gives naive bytes (every intermediate its own buffer), the
+planned arena bytes and the lower bound (the largest sum of live intermediate bytes at any
+step of the schedule); `validate_plan` proves that no two buffers live at once overlap.
 """
 from __future__ import annotations
 
@@ -26,18 +25,17 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _elementwise_reader(kernel, input_index: int) -> bool:
-    """Does the kernel read this input only element for element at its own output index (so
-    writing the output over the input is safe)? Only pointwise kernels whose body uses the
-    input in same-shaped elementwise ops qualify."""
+def elementwise_reader(kernel, input_index: int, out) -> bool:
+    """Does the kernel read this input only element for element at the index where it writes
+    `out` (so `out` may overwrite the input)? True for pointwise kernels, and matmul epilogues,
+    that use the input only in elementwise ops of out's shape."""
     from ..ops.registry import PRIMITIVES
-    if kernel.attrs.get("kind") != "pointwise":
+    if kernel.attrs.get("kind") not in ("pointwise", "matmul"):
         return False
-    body = kernel.body
-    v = body.inputs[input_index]
-    if v.type.shape != kernel.out.type.shape or v.type.dtype.itemsize != kernel.out.type.dtype.itemsize:
+    v = kernel.body.inputs[input_index]
+    if v.type.shape != out.type.shape or v.type.dtype.itemsize != out.type.dtype.itemsize:
         return False
-    for n in body.nodes:
+    for n in kernel.body.nodes:
         if any(i is v for i in n.inputs):
             if PRIMITIVES[n.op].category != "elementwise" or n.out.type.shape != v.type.shape:
                 return False
@@ -45,11 +43,12 @@ def _elementwise_reader(kernel, input_index: int) -> bool:
 
 
 def _lifetimes(g: Graph):
-    """value name -> (defining step, last step it is read), reads through views included."""
-    step = {n.out.name: t for t, n in enumerate(g.nodes)}
-    last = {}
-    root = {}                                   # view -> the buffer it aliases
+    """(step of each value's definition, last step each buffer is read, view -> aliased value)."""
+    step = {}
+    last, root = {}, {}
     for t, n in enumerate(g.nodes):
+        for v in n.outs:
+            step[v.name] = t
         if n.attrs.get("kind") == "view":
             src = n.inputs[0].name
             root[n.out.name] = root.get(src, src)
@@ -66,61 +65,82 @@ def _lifetimes(g: Graph):
 def plan_memory(graph: Graph) -> Graph:
     g = graph.copy()
     step, last, root = _lifetimes(g)
-    outputs = {v.name for v in g.outputs}
+    returned = {v.name for v in g.outputs}
+    updated = {v.name for _, v in g.updates}
     state_by_label = {v.label: v for v in g.inputs if v.kind == "state"}
-    update_target = {}
+    target_of = {}
     for lbl, v in g.updates:
         s = state_by_label.get(lbl)
-        if s is not None and v.producer is not None and v.name not in update_target:
-            update_target[v.name] = s
-    taken_states = set()
-
-    # 1. decide storage kinds
-    arena = []                                  # kernels whose output lives in the arena
+        if s is not None and v.producer is not None and v.name not in target_of:
+            target_of[v.name] = s
+    taken = set()
+    where = {}                                  # value name -> buffer string (arena filled below)
+    allocs, alloc_of = [], {}                   # [size, start, end]; value name -> alloc index
     for t, n in enumerate(g.nodes):
         if n.attrs.get("kind") == "view":
-            n.attrs.update(storage="view")
+            where[n.out.name] = "view"
             continue
-        name = n.out.name
-        s = update_target.get(name)
-        if s is not None and name not in outputs and s.name not in taken_states and _can_write_state(g, t, n, s, last):
-            n.attrs.update(storage="state", target=s.name)
-            taken_states.add(s.name)
-        elif name in outputs or name in update_target or name in _update_names(g):
-            n.attrs.update(storage="out")
-        else:
-            arena.append(t)
+        for v in n.outs:
+            s = target_of.get(v.name)
+            if (s is not None and v.name not in returned and s.name not in taken
+                    and _can_write_state(g, t, n, v, s, last)):
+                where[v.name] = f"state:{s.name}"
+                taken.add(s.name)
+            elif v.name in returned or v.name in updated:
+                where[v.name] = "out"
+            else:
+                where[v.name] = None            # arena: offset decided below
+                end = last.get(v.name, t)
+                reuse = _reusable_input(g, n, v, t, last, root, alloc_of, allocs)
+                if reuse is not None:
+                    allocs[reuse][2] = max(allocs[reuse][2], end)
+                    alloc_of[v.name] = reuse
+                else:
+                    alloc_of[v.name] = len(allocs)
+                    allocs.append([v.type.nbytes, t, end])
+    offsets = _place(allocs)
+    for name, a in alloc_of.items():
+        where[name] = f"arena+{offsets[a]}"
+    for n in g.nodes:
+        n.attrs["buffers"] = tuple(where[v.name] for v in n.outs)
+    return g
 
-    # 2. in-place reuse: an arena output takes over an arena input that dies at its kernel
-    alloc_of = {}                               # kernel step -> allocation id
-    allocs = []                                 # [size, start, end, members]
-    for t in arena:
-        n = g.nodes[t]
-        size = n.out.type.nbytes
-        reuse = None
-        for k, v in enumerate(n.inputs):
-            p = v.producer
-            if p is None or root.get(v.name, v.name) != v.name:
-                continue
-            pt = step[v.name]
-            if pt in alloc_of and last.get(v.name) == t and _elementwise_reader(n, k) \
-                    and g.nodes[pt].out.type.nbytes == size and allocs[alloc_of[pt]][2] == t:
-                reuse = alloc_of[pt]
-                break
-        end = last.get(n.out.name, t)
-        if reuse is not None:
-            allocs[reuse][2] = max(allocs[reuse][2], end)
-            allocs[reuse][3].append(t)
-            alloc_of[t] = reuse
-        else:
-            alloc_of[t] = len(allocs)
-            allocs.append([size, t, end, [t]])
 
-    # 3. offsets: largest first, best-fitting gap among time-overlapping allocations
-    placed = []                                 # (offset, size, start, end)
-    offset_of = {}
-    for a in sorted(range(len(allocs)), key=lambda i: (-allocs[i][0], allocs[i][1])):
-        size, start, end, _ = allocs[a]
+def _reusable_input(g, n, v, t, last, root, alloc_of, allocs):
+    """An arena allocation of an input of n that dies at n and that v may overwrite."""
+    for k, x in enumerate(n.inputs):
+        if x.name not in alloc_of or root.get(x.name, x.name) != x.name:
+            continue
+        a = alloc_of[x.name]
+        if (last.get(x.name) == t and allocs[a][2] == t and allocs[a][0] == v.type.nbytes
+                and elementwise_reader(n, k, v)):
+            return a
+    return None
+
+
+def _place(allocs):
+    """Offsets for the allocations [size, start, end]: the tightest of a few greedy orders
+    (largest first, longest-lived first, earliest first, largest area first), each placing
+    an allocation in the best-fitting gap among those alive at the same time."""
+    orders = [
+        lambda i: (-allocs[i][0], allocs[i][1]),
+        lambda i: (-(allocs[i][2] - allocs[i][1]), -allocs[i][0], allocs[i][1]),
+        lambda i: (allocs[i][1], -allocs[i][0]),
+        lambda i: (-allocs[i][0] * (allocs[i][2] - allocs[i][1] + 1), allocs[i][1]),
+    ]
+    best = None
+    for key in orders:
+        offsets = _place_in_order(allocs, sorted(range(len(allocs)), key=key))
+        top = max((offsets[a] + _align(allocs[a][0]) for a in offsets), default=0)
+        if best is None or top < best[0]:
+            best = (top, offsets)
+    return best[1]
+
+
+def _place_in_order(allocs, order):
+    placed, offsets = [], {}
+    for a in order:
+        size, start, end = allocs[a]
         busy = sorted((o, o + _align(sz)) for o, sz, s, e in placed if not (e < start or end < s))
         best, best_gap, at = None, None, 0
         for lo, hi in busy:
@@ -128,88 +148,94 @@ def plan_memory(graph: Graph) -> Graph:
             if gap >= _align(size) and (best_gap is None or gap < best_gap):
                 best, best_gap = at, gap
             at = max(at, hi)
-        if best is None:
-            best = at
-        offset_of[a] = best
-        placed.append((best, size, start, end))
-    for t, a in alloc_of.items():
-        g.nodes[t].attrs.update(storage="arena", offset=offset_of[a])
-    return g
+        offsets[a] = at if best is None else best
+        placed.append((offsets[a], size, start, end))
+    return offsets
 
 
-def _update_names(g):
-    return {v.name for _, v in g.updates}
-
-
-def _can_write_state(g, t, n, s, last):
-    """May kernel n at step t write its output over state input s?"""
-    if n.out.type != s.type:
+def _can_write_state(g, t, n, v, s, last):
+    """May kernel n (at step t) write value v over state input s?"""
+    if v.type != s.type or last.get(s.name, -1) > t:
         return False
-    reads_after = last.get(s.name, -1) > t
-    if reads_after:
-        return False
-    for k, v in enumerate(n.inputs):
-        if v is s and not _elementwise_reader(n, k):
-            return False
-    # views of s read after t would see the new value
-    for u in g.nodes[t + 1:]:
-        if any(i is s for i in u.inputs):
-            return False
-    return True
+    return all(elementwise_reader(n, k, v) for k, x in enumerate(n.inputs) if x is s)
+
+
+def _buffers(g):
+    for t, n in enumerate(g.nodes):
+        bufs = n.attrs.get("buffers")
+        for k, v in enumerate(n.outs):
+            yield t, n, v, (bufs[k] if bufs is not None and k < len(bufs) else None)
 
 
 def arena_bytes(g: Graph) -> int:
-    return max([n.attrs["offset"] + _align(n.out.type.nbytes) for n in g.nodes
-                if n.attrs.get("storage") == "arena"], default=0)
+    return max([int(b[6:]) + _align(v.type.nbytes) for _, _, v, b in _buffers(g)
+                if b and b.startswith("arena+")], default=0)
 
 
 def memory_report(g: Graph) -> dict:
-    """naive_bytes, arena_bytes and lower_bound_bytes of a planned graph."""
+    """The planned graph's memory, measured from its annotations:
+
+    naive_bytes        what running it without a planner takes: every value a kernel writes,
+                       except those returned to the caller, in a buffer of its own (new state
+                       values included: without the planner they are computed aside, then copied)
+    arena_bytes        the one arena holding every intermediate
+    lower_bound_bytes  the largest sum of arena buffers alive at any one step: no packing of
+                       this schedule's intermediates can use less
+    fresh_bytes        buffers allocated per call besides the arena: returned values, and new
+                       state values that could not be written in place
+    """
     step, last, root = _lifetimes(g)
-    bufs = [(t, last.get(n.out.name, t), n.out.type.nbytes) for t, n in enumerate(g.nodes)
-            if n.attrs.get("storage") == "arena"]
-    naive = sum(b for _, _, b in bufs)
-    lower = 0
-    for t in range(len(g.nodes)):
-        live = sum(b for s, e, b in bufs if s <= t <= e)
-        lower = max(lower, live)
-    return {"naive_bytes": naive, "arena_bytes": arena_bytes(g), "lower_bound_bytes": lower}
+    returned = {v.name for v in g.outputs}
+    bufs, naive, fresh = [], 0, 0
+    for t, _, v, b in _buffers(g):
+        if b == "view":
+            continue
+        if v.name not in returned:
+            naive += v.type.nbytes
+        if b and b.startswith("arena+"):
+            bufs.append((t, last.get(v.name, t), v.type.nbytes))
+        elif b == "out":
+            fresh += v.type.nbytes
+    lower = max([sum(sz for s, e, sz in bufs if s <= t <= e) for t in range(len(g.nodes))], default=0)
+    return {"naive_bytes": naive, "arena_bytes": arena_bytes(g), "lower_bound_bytes": lower,
+            "fresh_bytes": fresh}
 
 
 class PlanError(AssertionError):
-    """A memory plan that would let two live buffers overlap."""
+    """A memory plan that would let two live buffers overlap, or write state too early."""
 
 
 def validate_plan(g: Graph) -> Graph:
-    """Check the plan: alignment, and no two arena buffers that are live at the same step
-    share bytes, except an output written over an input that dies at that kernel and is read
-    element for element; state written in place has no reader after its writer."""
+    """Prove the plan safe: every output has a buffer, arena offsets are aligned, no two arena
+    buffers alive at the same step share a byte -- except an output written over an input
+    that dies at that kernel, read element for element -- and state written in place has no
+    reader after its writer."""
     step, last, root = _lifetimes(g)
-    bufs = []
-    for t, n in enumerate(g.nodes):
-        st = n.attrs.get("storage")
-        if st is None:
-            raise PlanError(f"kernel %{n.out.name} has no storage assigned")
-        if st == "arena":
-            off = n.attrs["offset"]
+    arena = []
+    for t, n, v, b in _buffers(g):
+        if b is None:
+            raise PlanError(f"%{v.name} has no buffer assigned")
+        if b.startswith("arena+"):
+            off = int(b[6:])
             if off % ALIGN:
-                raise PlanError(f"%{n.out.name}: offset {off} is not {ALIGN}-byte aligned")
-            bufs.append((t, last.get(n.out.name, t), off, off + n.out.type.nbytes, n))
-        if st == "state":
-            s = next(v for v in g.inputs if v.name == n.attrs["target"])
+                raise PlanError(f"%{v.name}: offset {off} is not {ALIGN}-byte aligned")
+            if v.type.nbytes:
+                arena.append((t, last.get(v.name, t), off, off + v.type.nbytes, n, v))
+        elif b.startswith("state:"):
+            s = next((x for x in g.inputs if x.name == b[6:] and x.kind == "state"), None)
+            if s is None:
+                raise PlanError(f"%{v.name} is written into %{b[6:]}, which is not a state input")
             if last.get(s.name, -1) > t:
-                raise PlanError(f"%{n.out.name} overwrites state %{s.name}, which is read later")
-    for i, (s1, e1, a1, b1, n1) in enumerate(bufs):
-        for s2, e2, a2, b2, n2 in bufs[i + 1:]:
-            if e1 < s2 or e2 < s1 or b1 <= a2 or b2 <= a1 or a1 == b1 or a2 == b2:
+                raise PlanError(f"%{v.name} overwrites state %{s.name}, which is read later")
+    for i, (s1, e1, a1, b1, n1, v1) in enumerate(arena):
+        for s2, e2, a2, b2, n2, v2 in arena[i + 1:]:
+            if e1 < s2 or e2 < s1 or b1 <= a2 or b2 <= a1:
                 continue
-            # allowed: n2 starts exactly when n1 dies and overwrites it element for element
-            first, second = (n1, n2) if s1 <= s2 else (n2, n1)
-            fs, fe = (s1, e1) if first is n1 else (s2, e2)
-            ss = s2 if second is n2 else s1
-            k = next((k for k, v in enumerate(second.inputs) if v is first.out), None)
-            if fe == ss and k is not None and (a1, b1) == (a2, b2) and _elementwise_reader(second, k):
+            (fs, fe, fn, fv), (ss, sn, sv) = ((s1, e1, n1, v1), (s2, n2, v2)) if s1 <= s2 else \
+                ((s2, e2, n2, v2), (s1, n1, v1))
+            k = next((k for k, x in enumerate(sn.inputs) if x is fv), None)
+            if fe == ss and k is not None and (a1, b1) == (a2, b2) and elementwise_reader(sn, k, sv):
                 continue
-            raise PlanError(f"buffers %{n1.out.name} [{a1}, {b1}) live steps {s1}..{e1} and "
-                            f"%{n2.out.name} [{a2}, {b2}) live steps {s2}..{e2} overlap")
+            raise PlanError(f"buffers %{v1.name} [{a1}, {b1}) live at steps {s1}..{e1} and "
+                            f"%{v2.name} [{a2}, {b2}) live at steps {s2}..{e2} overlap")
     return g

@@ -14,7 +14,7 @@ from ..ir.graph import Graph
 
 def _dependency_graph(g: Graph):
     dag = nx.DiGraph()
-    idx = {n.out.name: i for i, n in enumerate(g.nodes)}
+    idx = {v.name: i for i, n in enumerate(g.nodes) for v in n.outs}
     for i, n in enumerate(g.nodes):
         dag.add_node(i)
         for v in n.inputs:
@@ -44,8 +44,10 @@ def _readers(name, users, idx):
     return out
 
 
-def _nbytes(n):
-    return 0 if n.attrs.get("kind") == "view" else n.out.type.nbytes
+def _nbytes(n, keep=()):
+    if n.attrs.get("kind") == "view":
+        return 0
+    return sum(v.type.nbytes for v in n.outs if v.name not in keep)
 
 
 def peak_live_bytes(nodes, keep) -> int:
@@ -56,9 +58,11 @@ def peak_live_bytes(nodes, keep) -> int:
             last[v.name] = t
     live, peak, ends = 0, 0, {}
     for t, n in enumerate(nodes):
-        if n.out.name not in keep:
-            live += _nbytes(n)
-            ends.setdefault(last.get(n.out.name, t), []).append(_nbytes(n))
+        if n.attrs.get("kind") != "view":
+            for v in n.outs:
+                if v.name not in keep:
+                    live += v.type.nbytes
+                    ends.setdefault(last.get(v.name, t), []).append(v.type.nbytes)
         peak = max(peak, live)
         live -= sum(ends.pop(t, []))
     return peak
@@ -84,9 +88,8 @@ def _greedy(nodes, dag, keep):
     order = []
     while ready:
         def score(i):
-            freed = sum(_nbytes(nodes[p]) for p in dag.predecessors(i)
-                        if remaining_users[p] == 1 and nodes[p].out.name not in keep)
-            return (-(freed - _nbytes(nodes[i])), i)
+            freed = sum(_nbytes(nodes[p], keep) for p in dag.predecessors(i) if remaining_users[p] == 1)
+            return (-(freed - _nbytes(nodes[i], keep)), i)
         best = min(ready, key=score)
         ready.remove(best)
         order.append(best)

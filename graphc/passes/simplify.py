@@ -523,7 +523,7 @@ def simplify(graph: Graph, rules=None) -> Graph:
     rules = RULES if rules is None else list(rules)
     g = graph
     for _ in range(MAX_SWEEPS):
-        g, fired = _simplify_once(g, rules)
+        g, fired = _simplify_once(dce(g), rules)   # (dce first: RuleContext.uses counts live readers)
         if not fired:
             break
     return dce(g)
