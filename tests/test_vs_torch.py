@@ -658,3 +658,74 @@ def test_setitem_matches_torch(ix, kind):
         t2[ti] = torch.tensor(v[..., :1])
         same(g2, t2, rtol=0, atol=0)
     same(g, t, rtol=0, atol=0)
+
+
+# ---- random index expressions --------------------------------------------------------------------------
+def _random_index(r, shape):
+    """A random mix of ints, slices (any start/stop/step), None, one Ellipsis, int index tensors
+    (broadcasting shapes, negative entries) and bool masks over a tensor of `shape`."""
+    ix, d, nd, used_ell = [], 0, len(shape), False
+    while d < nd and r.random() < 0.85:
+        u, n = r.random(), shape[d]
+        if u < 0.15:
+            ix.append(None)
+            continue
+        if u < 0.2 and not used_ell:
+            ix.append(Ellipsis)
+            used_ell = True
+            d = nd - r.randint(0, nd - d)
+            continue
+        if u < 0.4 and n > 0:
+            ix.append(r.randint(-n, n - 1))
+        elif u < 0.6:
+            ix.append(slice(r.choice([None, r.randint(-n - 1, n + 1)]), r.choice([None, r.randint(-n - 1, n + 1)]),
+                            r.choice([None, 1, 2, 3])))
+        elif u < 0.9 and n > 0:
+            k = r.randint(0, 3)
+            shp = r.choice([(k,), (1, k), (k, 1), (2, k)])
+            ix.append(np.array([r.randint(-n, n - 1) for _ in range(int(np.prod(shp)))], dtype=np.int64).reshape(shp))
+        elif n > 0:
+            ix.append(np.array([r.random() < 0.5 for _ in range(n)]))
+        else:
+            ix.append(slice(None))
+        d += 1
+    return tuple(ix)
+
+
+def _fuzz_cases(n, seed):
+    import random
+    r = random.Random(seed)
+    for _ in range(n):
+        nd = r.randint(1, 4)
+        shape = tuple(r.randint(0, 4) if r.random() < 0.1 else r.randint(1, 4) for _ in range(nd))
+        yield shape, _random_index(r, shape)
+
+
+def test_random_getitem_matches_torch():
+    for shape, ix in _fuzz_cases(400, 0):
+        a = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+        try:
+            want = torch.from_numpy(a)[_resolve(ix, "torch")]
+        except (IndexError, RuntimeError, ValueError):
+            with pytest.raises((IndexError, RuntimeError, ValueError)):
+                gc.tensor(a)[_resolve(ix, "gc")]
+            continue
+        got = gc.tensor(a)[_resolve(ix, "gc")]
+        assert tuple(got.shape) == tuple(want.shape), (shape, ix)
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=f"{shape} {ix}")
+
+
+def test_random_setitem_matches_torch():
+    for k, (shape, ix) in enumerate(_fuzz_cases(400, 1)):
+        a = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+        t, g = torch.from_numpy(a.copy()), gc.tensor(a.copy())
+        try:
+            shp = tuple(t[_resolve(ix, "torch")].shape)
+        except (IndexError, RuntimeError, ValueError):
+            continue
+        v = np.random.default_rng(k).standard_normal(shp)
+        if k % 3 == 0 and shp:
+            v = v[..., :1]                 # a broadcast value
+        t[_resolve(ix, "torch")] = torch.from_numpy(v)
+        g[_resolve(ix, "gc")] = gc.tensor(v)
+        np.testing.assert_array_equal(g.numpy(), t.numpy(), err_msg=f"{shape} {ix}")
