@@ -19,6 +19,7 @@ from .ops.functional import (  # noqa: F401
     any, all, logsumexp, norm, detach, clone, reshape, flatten, unsqueeze, squeeze, permute,
     transpose, swapaxes, t, cat, concat, concatenate, stack, split, chunk, unbind, narrow,
     matmul, mm, bmm, dot, outer, take_along_axis, scatter_add, gather, index_select,
+    floor_divide, remainder, floor, ceil,
 )
 from .ops.creation import (  # noqa: F401
     tensor, as_tensor, from_numpy, scalar_tensor, Generator, default_generator, manual_seed, seed,

@@ -31,6 +31,9 @@ class Size(tuple):
 class Tensor:
     __slots__ = ("_data", "_value", "_trace", "_dtype", "requires_grad", "grad_fn", "_grad",
                  "_version", "_base", "_accum", "__weakref__")
+    # numpy defers to the Tensor's reflected operators (as for torch): np.float64(2) * t is a
+    # Tensor with t's history, not a numpy array that silently drops it
+    __array_priority__ = 1000
 
     # ---- construction ----------------------------------------------------------------------
     def __init__(self, *args, **kwargs):
@@ -123,6 +126,50 @@ class Tensor:
     def device(self):
         from .device import device
         return device("cpu")
+
+    def to(self, *args, **kwargs):
+        """tensor.to(device), .to(dtype), .to(other), as torch: the same tensor when nothing
+        changes, else a converted copy. Only the CPU exists until the CUDA backend lands."""
+        from . import dtypes as _dtypes
+        from .device import device as _device
+        dtype = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, _dtypes.DType) or a in (float, int, bool):
+                dtype = a
+            elif isinstance(a, (str, _device)):
+                if isinstance(a, str) and a in _dtypes._BY_NAME and a not in ("cpu", "cuda"):
+                    dtype = a
+                else:
+                    dev = a
+            else:
+                raise TypeError(f"to() received an invalid combination of arguments: {a!r}")
+        if dev is not None:
+            _device(dev).check_available()
+        return self if dtype is None else F.cast(self, _dtypes.as_dtype(dtype))
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        from .device import device as _device
+        _device("cuda").check_available()
+        return self
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"graphc.{self._dtype.name.capitalize()}Tensor"
+        return self.to(dtype)
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
 
     @property
     def is_tracer(self) -> bool:

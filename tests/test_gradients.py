@@ -4,7 +4,6 @@ Every differentiable primitive is checked directly through graphc.tensor.apply (
 must name each primitive with a VJP), then composites, broadcasting, indexing, matmul and
 higher-order derivatives through the user-level API.
 """
-import math
 
 import numpy as np
 import pytest
@@ -67,6 +66,9 @@ GRAD_CASES = {
     "pow": [(lambda a, b: apply("pow", a, b), [pos((3, 4)), T((3, 4), 1)]),
             (lambda a: apply("pow", a, gc.tensor(np.array([[2.0, 3.0, -1.0]] * 2))), [away((2, 3), 2)])],
     "maximum": [(lambda a, b: apply("maximum", a, b), [T((3, 4)), T((3, 4), 1)])],
+    "floor_divide": [(lambda a, b: apply("floor_divide", a, b) + a * b, [T((3, 4)), away((3, 4), 1)])],
+    "remainder": [(lambda a, b: apply("remainder", a, b), [T((3, 4)), away((3, 4), 1)])],
+    "floor": [(lambda x: apply("floor", x) + x * x, [T((3, 4))])],
     "minimum": [(lambda a, b: apply("minimum", a, b), [T((3, 4)), T((3, 4), 1)])],
     "where": [(lambda a, b: apply("where", gc.tensor(R(5).integers(0, 2, (3, 4)).astype(bool)), a, b),
                [T((3, 4)), T((3, 4), 1)])],

@@ -187,7 +187,11 @@ def test_to_dtype_double_float():
     m = Net()
     w = m.fc1.weight
     before = w.detach().numpy().copy()
+    m(gc.randn(5, 4)).sum().backward()
+    g_before = w.grad.detach().numpy().copy()
     m.to(gc.float64)
+    assert w.grad.dtype is gc.float64                      # grads are cast too (as torch)
+    np.testing.assert_allclose(w.grad.detach().numpy(), g_before)
     assert all(p.dtype is gc.float64 for p in m.parameters())
     assert m.bn.running_mean.dtype is gc.float64 and m.bn.running_var.dtype is gc.float64
     assert m.bn.num_batches_tracked.dtype is gc.int64     # integer buffers keep their dtype

@@ -413,9 +413,7 @@ def test_clip_grad_norm_inside_compiled_step(norm_type):
             norm = nn.utils.clip_grad_norm_(model.parameters(), 0.5, norm_type)
             opt.step()
             return loss, norm
-        # fusion off: with it on, this graph currently never finishes compiling (the fusion
-        # pass's split_cheap loops on norm-of-stacked-norms graphs; reported to its owner)
-        fn = gc.compile(step, passes={"fusion": False}) if compiled else step
+        fn = gc.compile(step) if compiled else step
         out = [tuple(float(v.item()) for v in fn(x, y)) for _ in range(3)]
         return out, state(model)
 

@@ -396,7 +396,7 @@ def test_matmul_variants():
     eq(gc.tensor(b[:, 0]).dot(gc.tensor(b[:, 1])), b[:, 0] @ b[:, 1])
     eq(gc.mm(gc.tensor(a[0]), gc.tensor(b)), a[0] @ b)
     eq(gc.bmm(gc.tensor(a), gc.tensor(a).mT), a @ a.swapaxes(1, 2))
-    eq(b @ gc.tensor(b.T) if False else gc.tensor(b) @ gc.tensor(b.T), b @ b.T)
+    eq(gc.tensor(b) @ gc.tensor(b.T), b @ b.T)
 
 
 # ---- indexing -------------------------------------------------------------------------------------------
@@ -628,3 +628,13 @@ def test_empty_tensors():
     assert e.T.shape == (3, 0)
     with pytest.raises(ValueError):
         e.amax(0)
+
+
+def test_numpy_scalars_defer_to_tensor_operators():
+    x = gc.ones(2, requires_grad=True)
+    y = np.float64(2.0) * x
+    assert isinstance(y, gc.Tensor) and y.dtype is gc.float32 and y.grad_fn is not None
+    assert isinstance(np.int64(3) - x, gc.Tensor)
+    assert isinstance(np.float32(1.0) / x, gc.Tensor)
+    (np.float64(3.0) * x).sum().backward()
+    eq(x.grad, [3.0, 3.0])

@@ -311,6 +311,8 @@ def test_int_and_bool_reductions():
     same(gb.amax(1), tb.amax(1))
     same(gb.amin(0), tb.amin(0))
     same(ga.float().mean(0), ta.float().mean(0))
+    same(ga.logsumexp(1), ta.logsumexp(1))
+    same(gb.logsumexp(0), tb.logsumexp(0))
 
 
 # ---- movement ------------------------------------------------------------------------------------

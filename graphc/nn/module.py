@@ -227,8 +227,8 @@ class Module:
                 t._data = t._data.astype(dtype.np)
                 t._dtype = dtype
                 t._version[0] += 1
-                if t._grad is not None:
-                    t._grad = None
+                if t._grad is not None and t._grad._value is None:   # the gradient follows, as in torch
+                    t._grad = Tensor._wrap(t._grad._data.astype(dtype.np))
 
     def double(self):
         return self.to(_float64())

@@ -59,6 +59,7 @@ _unary("sigmoid", _sigmoid, lambda c, g: (g * c.out * (1 - c.out),), saves=("out
 _unary("sin", np.sin, lambda c, g: (g * F.cos(c.inputs[0]),))
 _unary("cos", np.cos, lambda c, g: (-g * F.sin(c.inputs[0]),))
 _unary("erf", _erf, lambda c, g: (g * F.exp(-(c.inputs[0] * c.inputs[0])) * _TWO_OVER_SQRT_PI,))
+_unary("floor", np.floor, lambda c, g: (F.zeros_like(g),), saves=(), doc="round down (zero gradient)")
 _unary("stop_gradient", lambda x: x, None, floating=False, saves=(),
        doc="identity whose gradient is zero (Tensor.detach while tracing)")
 
@@ -141,6 +142,29 @@ _binary("mul", np.multiply, lambda c, g: (g * c.inputs[1] if c.needs[0] else Non
                                           g * c.inputs[0] if c.needs[1] else None))
 _binary("div", np.true_divide, _div_vjp, floating=True, saves=("inputs", "out"))
 _binary("pow", _pow_impl, _pow_vjp, saves=("inputs", "out"))
+def _floor_divide_impl(a, b):
+    if a.dtype.kind == "i" and np.any(b == 0):
+        raise ZeroDivisionError("ZeroDivisionError: integer division by zero in floor_divide")
+    return np.floor_divide(a, b)
+
+
+def _remainder_impl(a, b):
+    if a.dtype.kind == "i" and np.any(b == 0):
+        raise ZeroDivisionError("ZeroDivisionError: integer division by zero in remainder")
+    return np.remainder(a, b)
+
+
+def _remainder_vjp(c, g):
+    a, b = c.inputs
+    # a - b * floor(a / b): d/da = 1, d/db = -floor(a / b)
+    return (g if c.needs[0] else None,
+            -g * F.floor_divide(a, b) if c.needs[1] else None)
+
+
+_binary("floor_divide", _floor_divide_impl, lambda c, g: (F.zeros_like(g), F.zeros_like(g)), saves=(),
+        doc="floor(a / b), as Python's // (its gradient is zero almost everywhere)")
+_binary("remainder", _remainder_impl, _remainder_vjp,
+        doc="a - b * floor(a / b), the sign of b, as Python's %")
 _binary("maximum", np.maximum, _minmax_vjp(F.gt))
 _binary("minimum", np.minimum, _minmax_vjp(F.lt))
 

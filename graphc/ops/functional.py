@@ -199,6 +199,8 @@ def expm1(x):
 
 
 def square(x):
+    if x.dtype is _dt.bool_:     # torch: square of bool is int64 (pow(x, 2))
+        x = cast(x, _dt.int64)
     return x * x
 
 
@@ -247,6 +249,23 @@ true_divide = divide = div
 
 def pow(a, b):
     return apply("pow", *_prep(a, b))
+
+
+def floor_divide(a, b):
+    return apply("floor_divide", *_prep(a, b))
+
+
+def remainder(a, b):
+    return apply("remainder", *_prep(a, b))
+
+
+def floor(x):
+    """Round down (as torch.floor: integers are returned unchanged)."""
+    return apply("floor", x) if x.dtype.is_floating_point else x
+
+
+def ceil(x):
+    return neg(floor(neg(x))) if x.dtype.is_floating_point else x
 
 
 def maximum(a, b):
@@ -449,6 +468,8 @@ def all(x, dim=None, keepdim=False):
 
 
 def logsumexp(x, dim, keepdim=False):
+    if not x.dtype.is_floating_point:       # int and bool inputs give a float result, as torch
+        x = cast(x, _dt.get_default_dtype())
     m = detach(amax(x, dim, keepdim=True))
     m = where(eq(abs(m), float("inf")), zeros_like(m), m)
     out = log(sum(exp(x - m), dim, keepdim=True)) + m
@@ -1014,6 +1035,10 @@ def _install_methods():
         "__add__": add, "__radd__": _rev(add), "__sub__": sub, "__rsub__": _rev(sub),
         "__mul__": mul, "__rmul__": _rev(mul), "__truediv__": div, "__rtruediv__": _rev(div),
         "__pow__": pow, "__rpow__": _rev(pow), "__matmul__": matmul, "__rmatmul__": _rev(matmul),
+        "__floordiv__": floor_divide, "__rfloordiv__": _rev(floor_divide),
+        "__mod__": remainder, "__rmod__": _rev(remainder),
+        "floor_divide": floor_divide, "remainder": remainder,
+        "floor": floor, "ceil": ceil,
         "__neg__": neg, "__abs__": abs, "__invert__": _bitwise_not,
         "__and__": _bitwise(logical_and), "__or__": _bitwise(logical_or), "__xor__": _bitwise(logical_xor),
         "__rand__": _rev(_bitwise(logical_and)), "__ror__": _rev(_bitwise(logical_or)),
