@@ -804,6 +804,36 @@ class CompiledFunction:
     def stages(self, *args, **kwargs):
         return [n for n, _ in self.entry(*args, **kwargs).passes.stages]
 
+    def stats(self, *args, **kwargs) -> dict:
+        """What the passes did for this signature, measured from its graphs.
+
+        primitive_nodes    primitives entering fusion (after simplification)
+        traced_nodes       primitives the trace recorded
+        kernels            kernels after fusion (views, which run no code, not counted)
+        bytes_moved        estimated memory traffic of the final graph (each kernel reads each
+                           input buffer once and writes its outputs once)
+        bytes_moved_unfused  the same, with every primitive its own kernel
+        naive_bytes, arena_bytes, lower_bound_bytes, fresh_bytes   the memory plan's report
+        pass_ms            milliseconds per pass"""
+        from .passes.memory import memory_report
+        from .passes.stats import bytes_moved, kernel_count
+        passes = self.entry(*args, **kwargs).passes
+        names = [n for n, _ in passes.stages]
+        i = names.index("fusion") - 1 if "fusion" in names else len(names) - 1
+        before = passes.stages[i][1]
+        final = passes.final
+        out = {"primitive_nodes": before.primitive_count(),
+               "traced_nodes": passes.stages[0][1].primitive_count(),
+               "kernels": kernel_count(final) if final.kernels() else len(final.nodes),
+               "bytes_moved": bytes_moved(final),
+               "bytes_moved_unfused": bytes_moved(before)}
+        if any("buffers" in n.attrs for n in final.nodes):
+            out.update(memory_report(final))
+        else:
+            out.update(naive_bytes=None, arena_bytes=None, lower_bound_bytes=None, fresh_bytes=None)
+        out["pass_ms"] = dict(passes.times_ms)
+        return out
+
     def explain(self) -> str:
         """Why each trace happened, in order."""
         lines = [f"{self.name}: {len(self._log)} trace(s)"]
@@ -865,6 +895,12 @@ class CompiledModule:
 
     def ir(self, *a, **k):
         return self._compiled.ir(*a, **k)
+
+    def stats(self, *a, **k):
+        return self._compiled.stats(*a, **k)
+
+    def graph(self, *a, **k):
+        return self._compiled.graph(*a, **k)
 
     def explain(self):
         return self._compiled.explain()

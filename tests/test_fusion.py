@@ -181,3 +181,24 @@ def test_fusion_preserves_results_on_a_training_step():
     ins = [np.abs(a) if a.dtype != np.int64 else np.clip(a, 0, 2) for a in ins]
     for a, b in zip(_run(g, ins), _run(fg, ins)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_reduction_read_at_another_row_is_not_fused_with_its_consumer():
+    # y[i, j] = x[i, j] + s[j] with s = row sums: row i would need every other row's sum
+    fg = _check("""graph f(%x: f32[4,4]) {
+      %0: f32[4] = sum(%x) {axes=(1,), keepdim=False}
+      %1: f32[1,4] = reshape(%0) {shape=(1, 4)}
+      %2: f32[4,4] = broadcast_to(%1) {shape=(4, 4)}
+      %3: f32[4,4] = add(%x, %2)
+      return %3
+    }""", ["reduction", "pointwise"])
+
+
+def test_row_aligned_epilogue_is_fused():
+    _check("""graph f(%x: f32[4,4]) {
+      %0: f32[4] = sum(%x) {axes=(1,), keepdim=False}
+      %1: f32[4,1] = reshape(%0) {shape=(4, 1)}
+      %2: f32[4,4] = broadcast_to(%1) {shape=(4, 4)}
+      %3: f32[4,4] = add(%x, %2)
+      return %3
+    }""", ["reduction"])

@@ -94,3 +94,19 @@ def test_plans_of_traced_models_validate():
     f(x, y)
     f(x, y)
     validate_plan(f.graph(x, y))
+
+
+def test_compiled_stats_report_every_field():
+    import graphc.nn.functional as F
+    x, g, b = gc.randn(64, 32), gc.randn(32), gc.randn(32)
+    f = gc.compile(lambda x: F.gelu(F.layer_norm(x, (32,)) * g + b, approximate="tanh"))
+    st = f.stats(x)
+    for key in ("primitive_nodes", "kernels", "bytes_moved", "naive_bytes", "arena_bytes",
+                "lower_bound_bytes", "pass_ms"):
+        assert key in st
+    assert st["kernels"] == 1 and st["primitive_nodes"] > 10
+    assert st["bytes_moved"] < st["bytes_moved_unfused"]
+    assert set(st["pass_ms"]) >= {"fusion", "schedule", "memory"}
+    off = gc.compile(lambda x: F.gelu(F.layer_norm(x, (32,)) * g + b, approximate="tanh"),
+                     passes={"fusion": False}).stats(x)
+    assert off["kernels"] == off["primitive_nodes"] > st["kernels"]

@@ -122,9 +122,42 @@ def _reduced_shapes(space):
     return {shape, keep, drop}
 
 
-def _can_join(p, g: _Group, feeds_matmul_operand: bool) -> bool:
+def _row_aligned(p, g: _Group, users) -> bool:
+    """Inside a reduction kernel, every value computed from the reduction p must be read at the
+    outer position being computed: it has the full shape S, or the reduced shape (keepdim or
+    not), and the only index maps applied to it are reshapes between those and broadcasts back
+    over the reduced axes. Then a backend can run each outer position as one pass: reduce,
+    then compute the epilogue -- never needing another row's result."""
+    space = _reduction_space(p)
+    shape, axes = space
+    ok_shapes = _reduced_shapes(space)
+    keep = tuple(1 if i in axes else n for i, n in enumerate(shape))
+    members = {id(m) for m in g.members}
+    todo, seen = [p], set()
+    while todo:
+        n = todo.pop()
+        for u in users.get(n.out.name, []):
+            if id(u) not in members or id(u) in seen:
+                continue
+            seen.add(id(u))
+            if tuple(u.out.type.shape) not in ok_shapes:
+                return False
+            if u.op == "broadcast_to":
+                if tuple(u.inputs[0].type.shape) != keep or tuple(u.out.type.shape) != shape:
+                    return False
+            elif u.op != "reshape" and PRIMITIVES[u.op].category == "movement":
+                return False
+            elif u.op == "take_along_axis" or node_class(u) == "matmul":
+                return False
+            todo.append(u)
+    return True
+
+
+def _can_join(p, g: _Group, feeds_matmul_operand: bool, users=None) -> bool:
     """May producer node p be fused into group g (all of p's users being in g)?"""
     cls = node_class(p)
+    if cls == "reduction" and users is not None and not _row_aligned(p, g, users):
+        return False
     if g.kind in ("opaque", "view") or cls == "opaque":
         return False
     if g.kind == "matmul" and feeds_matmul_operand:
@@ -190,7 +223,7 @@ def fuse(graph: Graph) -> Graph:
             # written to memory anyway: make it a further output of one of its user kernels
             for cand in sorted(user_groups, key=lambda gr: gr.id, reverse=True):
                 feeds = any(u.op == "matmul" and group_of[u.out.name] is cand for u in us)
-                if not _can_join(n, cand, feeds) or not _can_output(n, cand):
+                if not _can_join(n, cand, feeds, users) or not _can_output(n, cand):
                     continue
                 others = [h for h in user_groups if h is not cand]
                 if any(nx.has_path(dag, h.id, cand.id) for h in others):
