@@ -217,7 +217,7 @@ def fuse(graph: Graph) -> Graph:
         operand = any(u.op == "matmul" for u in us)
         target, as_output = None, False
         if len(user_groups) == 1 and n.out.name not in materialize:
-            if _can_join(n, user_groups[0], operand):
+            if _can_join(n, user_groups[0], operand, users):
                 target = user_groups[0]
         if target is None and user_groups and node_class(n) != "opaque":
             # written to memory anyway: make it a further output of one of its user kernels
