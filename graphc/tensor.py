@@ -41,34 +41,23 @@ class Tensor:
                         "(graphc.Tensor(...) is not a constructor)")
 
     @classmethod
-    def _wrap(cls, data: np.ndarray, requires_grad: bool = False, dtype=None):
+    def _new(cls, data, value, trace, dtype, requires_grad):
         t = object.__new__(cls)
-        t._data = data
-        t._value = None
-        t._trace = None
-        t._dtype = dtype or _dt.from_numpy(data.dtype)
+        t._data, t._value, t._trace, t._dtype = data, value, trace, dtype
         t.requires_grad = requires_grad
-        t.grad_fn = None
-        t._grad = None
+        t.grad_fn = t._grad = t._base = t._accum = None
         t._version = [0]
-        t._base = None
-        t._accum = None
         return t
 
     @classmethod
+    def _wrap(cls, data: np.ndarray, requires_grad: bool = False, dtype=None):
+        """An eager tensor around a numpy array (no copy)."""
+        return cls._new(data, None, None, dtype or _dt.from_numpy(data.dtype), requires_grad)
+
+    @classmethod
     def _tracer(cls, trace, value, requires_grad=False):
-        t = object.__new__(cls)
-        t._data = None
-        t._value = value
-        t._trace = trace
-        t._dtype = value.type.dtype
-        t.requires_grad = requires_grad
-        t.grad_fn = None
-        t._grad = None
-        t._version = [0]
-        t._base = None
-        t._accum = None
-        return t
+        """A tracer: a tensor standing for an IR value while `trace` records."""
+        return cls._new(None, value, trace, value.type.dtype, requires_grad)
 
     @classmethod
     def _alias(cls, t, grad_fn=None):
@@ -426,6 +415,9 @@ def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
     trace = _tracing.active()
     if trace is not None:
         return trace.record(prim, inputs, attrs)
+    for t in inputs:
+        if t._value is not None:
+            _tracing.escaped(t, f"the operation '{name}'")
     in_types = tuple(t._type() for t in inputs)
     out_type = prim.infer(*in_types, **attrs)
     with np.errstate(all="ignore"):

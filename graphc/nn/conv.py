@@ -1,8 +1,6 @@
 """Conv2d: unfold + one GEMM (graphc/ops/layer_composites.py)."""
 from __future__ import annotations
 
-import math
-
 from ..ops.functional import _pair, empty
 from . import functional as F
 from . import init
@@ -31,11 +29,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
-            bound = 1 / math.sqrt(fan_in) if fan_in else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, x):
         if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:

@@ -89,3 +89,13 @@ def xavier_normal_(t, gain=1.0, generator=None):
 
 
 _ = np
+
+
+def default_layer_init_(weight, bias):
+    """torch's default for Linear and Conv layers: kaiming_uniform(a=sqrt(5)) weights and a
+    bias uniform in +-1/sqrt(fan_in)."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in = _fan_in_out(weight)[0]
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)

@@ -1,8 +1,6 @@
 """Linear and Identity layers."""
 from __future__ import annotations
 
-import math
-
 from .. import ops  # noqa: F401
 from ..ops.creation import tensor  # noqa: F401
 from . import functional as F
@@ -35,10 +33,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, x):
         if x.ndim == 0 or x.shape[-1] != self.in_features:

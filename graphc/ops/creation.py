@@ -185,12 +185,8 @@ def _shape_dtype(shape, dtype):
 
 
 def _finish(t, requires_grad):
-    if requires_grad:
-        if t._value is not None:
-            raise _tracing.TraceError("creating a tensor with requires_grad=True inside a compiled "
-                                      "function is not supported; create it outside and capture it")
-        t.requires_grad_(True)
-    return t
+    from .functional import _requires
+    return _requires(t, requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False, generator=None):
