@@ -25,7 +25,9 @@ from .tensor import Tensor
 def _leaf_spec(x):
     if isinstance(x, Tensor):
         if x._value is not None:
-            raise _tr.TraceError("a tracer was passed to a compiled function from outside its trace")
+            raise _tr.TraceError("a tracer escaped the compiled function that traced it and was passed "
+                                 "to a compiled function as an argument; tracers have no data outside "
+                                 "their trace: return the tensor instead of storing it")
         return ("T", tuple(x.shape), x.dtype.name, bool(x.requires_grad),
                 bool(x.requires_grad and x.is_leaf))
     if x is None or isinstance(x, (bool, int, float, str, bytes, complex)):
@@ -177,6 +179,7 @@ class _PythonValues:
 
     def __init__(self, fn):
         self.refs = []                      # (read() -> current value, what, value when traced)
+        self.modules = []                   # (label, module, training flag of each submodule)
         self._seen = set()
         target = fn
         if hasattr(fn, "named_parameters"):
@@ -217,6 +220,12 @@ class _PythonValues:
         objs = [(label, obj)]
         if hasattr(obj, "named_modules"):
             objs = [((f"{label}.{n}" if n else label), m) for n, m in obj.named_modules()]
+            # every reachable module's train/eval mode, parameter-free ones (Dropout) included
+            self.modules.append((label, obj, tuple(getattr(m, "training", None) for _, m in objs)))
+        else:   # a plain object (the owner of a bound method): the modules it holds
+            for name, v in list(getattr(obj, "__dict__", {}).items()):
+                if hasattr(v, "named_modules") and not isinstance(v, type):
+                    self._object(v, f"{label}.{name}")
         for lbl, o in objs:
             for name, v in list(getattr(o, "__dict__", {}).items()):
                 if name != "training" and not name.startswith("__") and _is_static(v):
@@ -225,6 +234,22 @@ class _PythonValues:
 
     def __call__(self):
         return all(_same_value(read(), v) for read, _, v in self.refs)
+
+    def modes_unchanged(self):
+        return all(tuple(getattr(m, "training", None) for m in obj.modules()) == modes
+                   for _, obj, modes in self.modules)
+
+    def describe_modes(self):
+        for label, obj, modes in self.modules:
+            for (n, m), was in zip(obj.named_modules(), modes):
+                if getattr(m, "training", None) != was:
+                    lbl = f"{label}.{n}" if n else label
+                    now = "train()" if m.training else "eval()"
+                    return (f"module '{lbl}' ({type(m).__name__}) switched between train() and eval() "
+                            f"(now in {now} mode)")
+            if tuple(getattr(m, "training", None) for m in obj.modules()) != modes:
+                return f"module '{label}' changed its submodules or their train()/eval() mode"
+        return "a module switched between train() and eval()"
 
     def describe(self):
         for read, what, v in self.refs:
@@ -702,8 +727,7 @@ class CompiledFunction:
             if owner is None:
                 continue
             if v is None:
-                if owner._grad is not None or tid in trace.grad_reads:
-                    grad_clears.append(grad_slot(owner))
+                grad_clears.append(grad_slot(owner))    # None at the end: clear it, whatever it was
                 continue
             if owner._grad is not None and trace.current.get(id(owner._grad)) is v:
                 continue  # read but not changed
@@ -729,6 +753,8 @@ class CompiledFunction:
         python_values = _PythonValues(self.fn)   # read after the trace: what it left behind
         if python_values.refs:
             guards.append((python_values.describe, python_values))
+        if python_values.modules:
+            guards.append((python_values.describe_modes, python_values.modes_unchanged))
         entry_box = []
         if trace.created_state and not any(getattr(e, "created_state", False)
                                            for e in self._cache.get(key, ())):

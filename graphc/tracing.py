@@ -52,7 +52,18 @@ def user_location(with_source: bool = True) -> str:
     return loc
 
 
+def escaped(t, what: str):
+    """A tracer used outside the trace that made it (kept on self, a global, a list...)."""
+    raise TraceError(
+        f"a tracer escaped the compiled function: {what} at {user_location()} was given a tracer "
+        f"(%{t._value.name}: {t._value.type}) that was kept from a trace and used after the compiled "
+        "call returned. Tracers stand for values while a function is traced and have no data; "
+        "return the tensor from the compiled function instead of storing it.")
+
+
 def data_dependent(t, what: str, hint: str | None = None):
+    if t._value is not None and _current[0] is not t._trace:
+        escaped(t, what)
     raise TraceError(
         f"{what} needs the value of a traced tensor, which is not known while tracing, at "
         f"{user_location()}. Python control flow that depends on tensor data cannot be compiled; "
@@ -217,7 +228,7 @@ class Trace:
         if owner is None:
             raise TraceError("assigning .grad of an intermediate (non-leaf) tensor while tracing is not supported")
         self.keep[id(owner)] = owner
-        self.grad_reads.setdefault(id(owner), (owner, owner._grad is None))
+        # a write before any read: the trace does not depend on what .grad held, so no guard
         if value is None:
             self.grads[id(owner)] = None
         else:
@@ -333,16 +344,11 @@ def trace_backward(tensors, grad_tensors, create_graph):
             tr.grads[id(leaf)] = (g if old is None else F.add(old, g))._value
 
 
-def trace_grad(outputs, inputs, grad_outputs, allow_unused, create_graph=None):
+def trace_grad(outputs, inputs, grad_outputs, allow_unused, create_graph=False):
     """autograd.grad while tracing: gradients as new traced values, differentiable (recorded
     with grad mode on) only under create_graph=True, as eagerly."""
     from .passes.autodiff import backprop
     from . import autograd as ag
-    if create_graph is None:
-        # graphc.autograd.grad does not pass create_graph on (yet): read it from its frame
-        caller = sys._getframe(1)
-        create_graph = bool(caller.f_locals.get("create_graph", True)) \
-            if caller.f_code.co_name == "grad" and caller.f_code.co_filename.startswith(_HERE) else True
     tr = _current[0]
     for t in outputs:
         if not t.requires_grad:
