@@ -315,7 +315,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
     from . import tracing
     if tracing.is_tracing(outputs):
-        return tracing.trace_grad(outputs, inputs, _as_tuple(grad_outputs), allow_unused)
+        return tracing.trace_grad(outputs, inputs, _as_tuple(grad_outputs), allow_unused,
+                                  create_graph=create_graph)
     grads = _default_grads(outputs, grad_outputs)
     retain = create_graph if retain_graph is None else retain_graph
     return run_backward(outputs, grads, retain_graph=retain, create_graph=create_graph,

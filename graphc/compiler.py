@@ -288,6 +288,7 @@ class GraphFunction:
         self._passes = None
         self._exe = None
         self._requiring = {}
+        self._reaching = {}
         self._backward = {}
 
     @property
@@ -316,6 +317,19 @@ class GraphFunction:
                     req.add(n.out.name)
             got = self._requiring[key] = tuple(k for k, v in enumerate(g.outputs)
                                                if v.name in req and v.type.dtype.is_floating_point)
+        return got
+
+    def inputs_reaching(self, outs):
+        """Indices of the graph inputs that the outputs `outs` depend on (through any node)."""
+        key = tuple(outs)
+        got = self._reaching.get(key)
+        if got is None:
+            g = self.graph
+            need = {g.outputs[k].name for k in outs}
+            for n in reversed(g.nodes):
+                if n.out.name in need:
+                    need.update(i.name for i in n.inputs)
+            got = self._reaching[key] = frozenset(i for i, v in enumerate(g.inputs) if v.name in need)
         return got
 
     def backward(self, outs, diff_inputs):
@@ -362,14 +376,18 @@ class CompiledFunctionBackward:
     __slots__ = ("fn", "outs", "diff", "next", "saved", "versions", "written", "freed", "retained",
                  "out_types", "__weakref__")
 
-    def __init__(self, fn, outs, diff, inputs, written):
+    def __init__(self, fn, outs, diff, inputs, written, before=None):
         self.fn = fn
         self.outs = tuple(outs)                 # output indices whose gradient this node takes
         self.diff = tuple(diff)                 # input indices that require grad
         self.next = tuple(_ag.edge_of(inputs[i]) for i in diff)
         self.saved = list(inputs)
-        self.versions = [t._version[0] for t in inputs]
-        self.written = frozenset(written)       # inputs the call itself updated in place
+        # inputs the call updated in place but the recomputed forward reads (the generator
+        # state): their values from before the call, snapshotted by Entry.run
+        for i, t in (before or {}).items():
+            self.saved[i] = t
+        self.versions = [t._version[0] for t in self.saved]
+        self.written = frozenset(written) - frozenset(before or ())   # updated by the call itself
         self.out_types = tuple(fn.graph.outputs[k].type for k in outs)
         self.freed = False
         self.retained = None
@@ -467,6 +485,9 @@ def _unpack(g, types):
     return out
 
 
+_MISSING_PLAN = object()
+
+
 def _call_graph_fn(fn, tensors):
     """Run a (backward) GraphFunction on tensors, attaching a backward node when needed."""
     ins = [t._data for t in tensors]
@@ -475,17 +496,38 @@ def _call_graph_fn(fn, tensors):
     return outs
 
 
-def _attach_backward(fn, inputs, outs, written):
-    """Give the outputs that need it a grad_fn running fn's backward (grad mode on only)."""
+def _backward_plan(fn, inputs, written):
+    """(diff, req, snapshot) for a call about to run: the inputs requiring grad, the outputs that
+    will need a grad_fn, and the inputs that the call updates in place, that the outputs depend
+    on and that do not require grad themselves (the generator state a dropout reads): the
+    backward recomputes the forward, so those must be saved as they are before the call."""
     if not _ag.is_grad_enabled():
-        return
+        return None
     diff = [i for i, t in enumerate(inputs) if t.requires_grad and t.dtype.is_floating_point]
     if not diff:
-        return
+        return None
     req = fn.outputs_requiring_grad(diff)
     if not req:
+        return None
+    snapshot = ()
+    if written:
+        reach = fn.inputs_reaching(req)
+        snapshot = [i for i in written if i in reach and not inputs[i].requires_grad]
+    return diff, req, snapshot
+
+
+def _snapshot(inputs, idx):
+    return {i: Tensor._wrap(inputs[i]._data.copy(), dtype=inputs[i].dtype) for i in idx}
+
+
+def _attach_backward(fn, inputs, outs, written, plan=_MISSING_PLAN, before=None):
+    """Give the outputs that need it a grad_fn running fn's backward (grad mode on only)."""
+    if plan is _MISSING_PLAN:
+        plan = _backward_plan(fn, inputs, ())
+    if plan is None:
         return
-    node = CompiledFunctionBackward(fn, req, diff, inputs, written)
+    diff, req, _ = plan
+    node = CompiledFunctionBackward(fn, req, diff, inputs, written, before)
     types = node.out_types
     for j, k in enumerate(req):
         t = outs[k]
@@ -534,6 +576,8 @@ class Entry:
         tensors = [leaves[i] for i in self.arg_leaves]
         for kind, t in self.state_slots:
             tensors.append(t if kind == "data" else t._grad if kind == "grad" else leaves[t]._grad)
+        plan = _backward_plan(self.fn, tensors, self.written_inputs)
+        before = _snapshot(tensors, plan[2]) if plan is not None else None
         ins = [t._data for t in tensors]
         res = self.exe(ins)
         n_out = len(self.graph.outputs)
@@ -568,7 +612,7 @@ class Entry:
                 a = np.array(a, copy=True)
             seen.append(a)
             out_tensors.append(Tensor._wrap(a))
-        _attach_backward(self.fn, tensors, out_tensors, self.written_inputs)
+        _attach_backward(self.fn, tensors, out_tensors, self.written_inputs, plan, before)
         vals = [out_tensors[k] if kind == "out" else k for kind, k in self.out_leaves]
         return pytree.unflatten(self.out_treedef, vals)
 

@@ -308,6 +308,9 @@ class Tensor:
         """Run out-of-place fn(self, *args), then make self hold the result (torch's in-place)."""
         if _tracing.active() is not None:
             return _tracing.inplace(self, fn, args)
+        for t in (self,) + args:
+            if isinstance(t, Tensor) and t._value is not None:
+                _tracing.escaped(t, "an in-place operation")
         grad_mode = _ag.is_grad_enabled()
         if grad_mode and self.requires_grad and self.is_leaf:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")

@@ -40,7 +40,10 @@ def value_and_grad(fn, argnums=0, has_aux=False):
             if not isinstance(value, Tensor) or value.numel() != 1:
                 raise RuntimeError("grad: the function must return a scalar tensor "
                                    f"(got {type(value).__name__}{'' if not isinstance(value, Tensor) else list(value.shape)})")
-            if tr is not None:
+            if not value.requires_grad:
+                # the value does not depend on any differentiated argument: zero gradients (torch.func)
+                grads = (None,) * len(wrt)
+            elif tr is not None:
                 grads = _tr.trace_grad((value,), tuple(wrt), None, True, create_graph=outer)
             else:
                 grads = _ag.grad(value, wrt, create_graph=outer, allow_unused=True)

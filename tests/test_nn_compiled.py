@@ -330,10 +330,6 @@ def test_train_eval_switch_of_a_submodule_retraces():
     close(cm(x), model(x))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "graphc/compiler.py _scan_names attaches the train()/eval() guard only to a module's captured "
-    "parameters and buffers, so a module without any (Dropout, Sequential(ReLU, Dropout)) keeps "
-    "running its training-mode trace after .eval()"))
 def test_train_eval_switch_of_parameterless_module_retraces():
     model = nn.Sequential(nn.ReLU(), nn.Dropout(0.5))
     cm = gc.compile(model)
@@ -348,10 +344,7 @@ def test_train_eval_switch_of_parameterless_module_retraces():
     np.testing.assert_array_equal(npy(cm(x)), npy(y_train))
 
 
-@pytest.mark.parametrize("p", [0.0, pytest.param(0.25, marks=pytest.mark.xfail(strict=True, reason=(
-    "graphc/compiler.py GraphFunction: the eager backward of a compiled call recomputes the forward "
-    "from its inputs, but the call itself advanced the captured generator state 'rng', so backward "
-    "raises 'modified by an inplace operation ... rng ... was updated by the compiled call itself'")))])
+@pytest.mark.parametrize("p", [0.0, 0.25])
 def test_compiled_model_with_eager_backward_and_optimizer(p):
     """model = gc.compile(model); loss.backward() and opt.step() eagerly: the same trajectory as
     the eager model (BatchNorm stats written back by the compiled forward, dropout masks equal)."""
