@@ -298,12 +298,20 @@ def _default_grads(outputs, grad_outputs):
     return res
 
 
+def _no_escaped_tracers(tensors, what):
+    from . import tracing
+    for t in tensors:
+        if getattr(t, "_value", None) is not None:
+            tracing.escaped(t, what)
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Accumulate d(tensors)/d(leaf) into each leaf's .grad (torch.autograd.backward)."""
     tensors = _as_tuple(tensors)
     from . import tracing
     if tracing.is_tracing(tensors):
         return tracing.trace_backward(tensors, _as_tuple(grad_tensors), create_graph)
+    _no_escaped_tracers(tensors, "backward()")
     grads = _default_grads(tensors, grad_tensors)
     retain = create_graph if retain_graph is None else retain_graph
     run_backward(tensors, grads, retain_graph=retain, create_graph=create_graph)
@@ -317,6 +325,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if tracing.is_tracing(outputs):
         return tracing.trace_grad(outputs, inputs, _as_tuple(grad_outputs), allow_unused,
                                   create_graph=create_graph)
+    _no_escaped_tracers(tuple(outputs) + tuple(inputs), "autograd.grad()")
     grads = _default_grads(outputs, grad_outputs)
     retain = create_graph if retain_graph is None else retain_graph
     return run_backward(outputs, grads, retain_graph=retain, create_graph=create_graph,

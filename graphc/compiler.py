@@ -13,6 +13,7 @@ import numpy as np
 
 from . import autograd as _ag
 from . import backends as _backends
+from .logs import compiled as _log_compiled, recompile as _log_recompile
 from . import pytree
 from . import tracing as _tr
 from .ir.graph import Graph
@@ -111,6 +112,8 @@ def _scan_names(fn):
                                   lambda o=obj, n=n, p=p: _get_path(o, n) is p)
                     add(p, lbl, guards + [attr_guard, mode_guard])
         elif hasattr(obj, "param_groups") and hasattr(obj, "state"):
+            if id(obj) not in names:            # the optimizer itself, for its guards' messages
+                names[id(obj)] = (label or type(obj).__name__, guards)
             params = [p for g in obj.param_groups for p in g["params"]]
             for i, p in enumerate(params):
                 for k, v in obj.state.get(p, {}).items():
@@ -295,6 +298,7 @@ class GraphFunction:
     def passes(self):
         if self._passes is None:
             self._passes = self.compiler._run_passes(self.graph)
+            _log_compiled(self._passes.final)
         return self._passes
 
     @property
@@ -793,7 +797,7 @@ class CompiledFunction:
                     if s[0] == slot[0] and s[1] is slot[1]:
                         written.append(len(arg_leaves) + j)
 
-        guards = self._guards(trace, names, arg_leaves)
+        guards = self._guards(trace, names, arg_leaves) + list(trace.guards)
         python_values = _PythonValues(self.fn)   # read after the trace: what it left behind
         if python_values.refs:
             guards.append((python_values.describe, python_values))
@@ -806,6 +810,7 @@ class CompiledFunction:
                            "buffers): the trace was only for that first call",
                            lambda b=entry_box: not b or b[0].calls == 0))
         fn = GraphFunction(graph, self, trace.nograd)
+        _log_recompile(self.name, graph.name, reason)
         fn.exe  # run the passes and compile now, so errors surface at the first call
         self._log.append((graph.name, reason))
         if self.verbose_explain:

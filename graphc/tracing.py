@@ -91,6 +91,26 @@ class Trace:
         self.grad_tracers = {}        # id(tracer read from x.grad) -> id(x)
         self.grad_inputs = {}         # name of a state input holding x.grad -> x
         self.created_state = False    # did the function create eager state (suspended())?
+        self.guards = []              # [(description, check() -> bool)] added by library code
+        self._guard_keys = {}         # key -> index in self.guards
+
+    # ---- guards --------------------------------------------------------------------------------
+    def add_guard(self, description, check, key=None):
+        """Make the compiled entry being traced depend on check() -> bool, evaluated before the
+        cached trace is reused (a False retraces). `description` (a string, or a callable giving
+        one when the guard fails) becomes explain()'s reason. A guard with the `key` of one
+        added earlier in this trace replaces it (an optimizer stepped twice: the last wins)."""
+        if key is not None and key in self._guard_keys:
+            self.guards[self._guard_keys[key]] = (description, check)
+            return
+        if key is not None:
+            self._guard_keys[key] = len(self.guards)
+        self.guards.append((description, check))
+
+    def object_label(self, obj):
+        """The name by which the traced function reaches obj (a global, closure variable or
+        attribute), or None."""
+        return self.namer(obj) if self.namer else None
 
     # ---- values --------------------------------------------------------------------------------
     def tracer(self, value, requires_grad=False):

@@ -747,3 +747,244 @@ def test_attribute_names_are_not_mistaken_for_globals():
         mod.step = step                          # a global named like the attribute opt.step
         f(gc.ones(3, 2))
     assert len(f.traces) <= 2, f.explain()
+
+
+# ---- guards added by library code (Trace.add_guard) -------------------------------------------------
+
+def test_trace_add_guard_retraces_with_its_description():
+    from graphc import tracing
+    flag = {"on": True}
+
+    def helper(x):           # library code reading a Python setting while traced
+        tr = tracing.active()
+        if tr is not None:
+            seen = flag["on"]
+            tr.add_guard(lambda: f"flag changed to {flag['on']}", lambda: flag["on"] == seen)
+        return x * 2 if flag["on"] else x * 3
+
+    f = gc.compile(lambda x: helper(x) + 1)
+    x = gc.ones(2)
+    close(f(x), [3.0, 3.0])
+    close(f(x), [3.0, 3.0])
+    assert len(f.traces) == 1
+    flag["on"] = False
+    close(f(x), [4.0, 4.0])
+    assert len(f.traces) == 2
+    assert "guard failed: flag changed to False" in f.explain()
+    flag["on"] = True                            # the first trace is valid again: reused
+    close(f(x), [3.0, 3.0])
+    assert len(f.traces) == 2
+
+
+def test_trace_add_guard_with_a_key_keeps_the_last():
+    from graphc.ir.graph import Graph
+    from graphc.tracing import Trace
+    tr = Trace(Graph("g"))
+    tr.add_guard("a", lambda: True, key="k")
+    tr.add_guard("b", lambda: True)
+    tr.add_guard("c", lambda: False, key="k")
+    assert [d for d, _ in tr.guards] == ["c", "b"]
+
+
+# ---- guards on an optimizer's Python settings ---------------------------------------------------------
+
+def _opt_setup(make_opt, seed=0):
+    gc.manual_seed(seed)
+    model = gc.nn.Linear(3, 2)
+    opt = make_opt(model.parameters())
+    x, y = gc.randn(5, 3), gc.randn(5, 2)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return model, opt, step, x, y
+
+
+def _run_with_change(make_opt, change, compiled):
+    model, opt, step, x, y = _opt_setup(make_opt)
+    fn = gc.compile(step) if compiled else step
+    losses = []
+    for i in range(6):
+        if i == 3:
+            change(opt)
+        losses.append(float(fn(x, y).item()))
+    return losses, [arr(p) for p in model.parameters()], fn
+
+
+def _set(key, value, group=0):
+    def change(opt):
+        opt.param_groups[group][key] = value
+    return change
+
+
+OPT_CHANGES = {
+    "sgd-nesterov": (lambda p: gc.optim.SGD(p, lr=0.1, momentum=0.9), _set("nesterov", True), "'nesterov'"),
+    "sgd-maximize": (lambda p: gc.optim.SGD(p, lr=0.1), _set("maximize", True), "'maximize'"),
+    "sgd-momentum-on": (lambda p: gc.optim.SGD(p, lr=0.1), _set("momentum", 0.9), "'momentum'"),
+    "sgd-momentum-off": (lambda p: gc.optim.SGD(p, lr=0.1, momentum=0.9), _set("momentum", 0), "'momentum'"),
+    "sgd-weight-decay-on": (lambda p: gc.optim.SGD(p, lr=0.1), _set("weight_decay", 0.1), "'weight_decay'"),
+    "adam-amsgrad": (lambda p: gc.optim.Adam(p, lr=0.05), _set("amsgrad", True), "'amsgrad'"),
+    "adam-weight-decay-off": (lambda p: gc.optim.Adam(p, lr=0.05, weight_decay=0.1),
+                              _set("weight_decay", 0), "'weight_decay'"),
+    "rmsprop-centered": (lambda p: gc.optim.RMSprop(p, lr=0.01), _set("centered", True), "'centered'"),
+    "rmsprop-momentum-on": (lambda p: gc.optim.RMSprop(p, lr=0.01), _set("momentum", 0.5), "'momentum'"),
+    "adagrad-lr-decay-on": (lambda p: gc.optim.Adagrad(p, lr=0.1), _set("lr_decay", 0.01), "'lr_decay'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPT_CHANGES))
+def test_optimizer_setting_change_retraces_and_matches_eager(case):
+    make_opt, change, key = OPT_CHANGES[case]
+    le, pe, _ = _run_with_change(make_opt, change, compiled=False)
+    lc, pc, fn = _run_with_change(make_opt, change, compiled=True)
+    np.testing.assert_allclose(lc, le, rtol=1e-5, atol=1e-7)
+    for a, b in zip(pc, pe):
+        close(a, b, rtol=1e-5, atol=1e-6)
+    reasons = [r for _, r in fn.traces]
+    hit = [r for r in reasons if key in r]
+    assert hit, fn.explain()
+    assert "optimizer 'opt'" in hit[0] and "param_groups[0]" in hit[0], hit[0]
+
+
+@pytest.mark.parametrize("change", [
+    _set("lr", 0.01), _set("momentum", 0.5), _set("dampening", 0.0), _set("weight_decay", 0.2)])
+def test_optimizer_hyperparameter_values_do_not_retrace(change):
+    make = lambda p: gc.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.05)  # noqa: E731
+    le, pe, _ = _run_with_change(make, change, compiled=False)
+    lc, pc, fn = _run_with_change(make, change, compiled=True)
+    np.testing.assert_allclose(lc, le, rtol=1e-5, atol=1e-7)
+    for a, b in zip(pc, pe):
+        close(a, b, rtol=1e-5, atol=1e-6)
+    # the first trace creates the momentum buffers: one retrace for that, none for the change
+    assert len(fn.traces) == 2, fn.explain()
+
+
+def test_adam_betas_and_eps_values_do_not_retrace():
+    make = lambda p: gc.optim.Adam(p, lr=0.05)  # noqa: E731
+
+    def change(opt):
+        opt.param_groups[0]["betas"] = (0.8, 0.99)
+        opt.param_groups[0]["eps"] = 1e-6
+        opt.param_groups[0]["lr"] = 0.01
+    le, _, _ = _run_with_change(make, change, compiled=False)
+    lc, _, fn = _run_with_change(make, change, compiled=True)
+    np.testing.assert_allclose(lc, le, rtol=1e-5, atol=1e-7)
+    assert len(fn.traces) == 2, fn.explain()
+
+
+def test_add_param_group_retraces_and_steps_the_new_params():
+    def run(compiled):
+        gc.manual_seed(0)
+        model = gc.nn.Linear(3, 2)
+        extra = gc.zeros(2, requires_grad=True)
+        opt = gc.optim.SGD(model.parameters(), lr=0.1)
+        x, y = gc.randn(5, 3), gc.randn(5, 2)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x) + extra, y)
+            loss.backward()
+            opt.step()
+            return loss
+        fn = gc.compile(step) if compiled else step
+        for i in range(4):
+            if i == 2:
+                opt.add_param_group({"params": [extra], "lr": 0.5})
+            fn(x, y)
+        return arr(extra), fn
+
+    e, _ = run(False)
+    c, fn = run(True)
+    close(c, e)
+    assert np.abs(e).sum() > 0                   # the new group really stepped
+    assert "param groups changed (1 when traced, now 2" in fn.explain()
+
+
+def test_replaced_optimizer_state_tensor_retraces():
+    model, opt, step, x, y = _opt_setup(lambda p: gc.optim.SGD(p, lr=0.1, momentum=0.9))
+    fn = gc.compile(step)
+    fn(x, y)
+    fn(x, y)
+    fn(x, y)
+    assert len(fn.traces) == 2
+    buf = opt.state[model.weight]["momentum_buffer"]
+    with gc.no_grad():
+        buf.mul_(0.5)                            # in place: same tensor, no retrace
+    fn(x, y)
+    assert len(fn.traces) == 2
+    opt.state[model.weight]["momentum_buffer"] = gc.zeros(2, 3)   # a new tensor object
+    w_before = arr(model.weight)
+    fn(x, y)
+    assert len(fn.traces) == 3
+    assert "state 'momentum_buffer' of a parameter [2, 3] was replaced by another tensor" in fn.explain()
+    # the new buffer is the one the step updated
+    assert np.abs(arr(opt.state[model.weight]["momentum_buffer"])).sum() > 0
+    assert not np.allclose(arr(model.weight), w_before)
+
+
+def test_optimizer_guard_does_not_fire_for_load_state_dict_in_place():
+    model, opt, step, x, y = _opt_setup(lambda p: gc.optim.Adam(p, lr=0.05))
+    fn = gc.compile(step)
+    for _ in range(3):
+        fn(x, y)
+    sd = opt.state_dict()
+    fn(x, y)
+    opt.load_state_dict(sd)                      # same shapes: written into the same tensors
+    fn(x, y)
+    assert len(fn.traces) == 2, fn.explain()
+
+
+# ---- autograd.grad's create_graph while tracing ---------------------------------------------------------
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_autograd_grad_create_graph_is_passed_to_the_trace(create_graph):
+    seen = {}
+
+    def f(x):
+        y = (x ** 3).sum()
+        g, = gc.autograd.grad(y, x, create_graph=create_graph)
+        seen["requires_grad"] = g.requires_grad
+        return g
+
+    x = gc.tensor([1.0, 2.0], requires_grad=True)
+    g = gc.compile(f)(x)
+    assert seen["requires_grad"] is create_graph
+    close(g, [3.0, 12.0])
+    assert g.requires_grad is create_graph
+
+
+def test_autograd_grad_create_graph_gives_second_derivative_in_a_trace():
+    def f(x):
+        g, = gc.autograd.grad((x ** 3).sum(), x, create_graph=True)
+        g2, = gc.autograd.grad(g.sum(), x)
+        return g2
+
+    close(gc.compile(f)(gc.tensor([1.0, 2.0], requires_grad=True)), [6.0, 12.0])
+
+
+# ---- eager backward through a compiled call that draws random numbers ------------------------------------
+
+def test_eager_backward_through_compiled_random_call_recomputes_the_same_numbers():
+    w = gc.tensor([1.0, -2.0, 3.0, 0.5], requires_grad=True)
+
+    def f(x):
+        noise = gc.rand(4)
+        return (x * w * noise).sum(), noise
+
+    c = gc.compile(f)
+    x = gc.ones(4)
+    for _ in range(3):
+        gc.manual_seed(3)
+        w.grad = None
+        loss, noise = c(x)
+        loss.backward()
+        close(w.grad, noise)                     # d/dw = x * noise: the noise of this call
+        gc.manual_seed(3)
+        assert np.array_equal(arr(gc.rand(4)), arr(noise))
+    loss, noise = c(x)                           # the generator moved on: other numbers
+    w.grad = None
+    loss.backward()
+    close(w.grad, noise)

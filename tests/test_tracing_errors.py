@@ -253,3 +253,29 @@ def test_errors_do_not_poison_the_cache():
     state["fail"] = False
     np.testing.assert_allclose(c(gc.ones(2)).numpy(), [2.0, 2.0])
     assert tracing.active() is None
+
+
+def _leak_a_tracer():
+    leak = []
+
+    @gc.compile
+    def f(x):
+        y = x * 2
+        leak.append(y)
+        return y
+
+    f(gc.ones(3))
+    return leak[0]
+
+
+@pytest.mark.parametrize("use", [
+    lambda t: t + 1, lambda t: gc.exp(t), lambda t: t.sum(), lambda t: gc.ones(3) * t,
+    lambda t: t.reshape(3, 1), lambda t: t[0], lambda t: t.numpy(), lambda t: t.item(),
+    lambda t: t.add_(1), lambda t: gc.ones(3).copy_(t), lambda t: gc.compile(lambda a: a * 2)(t),
+    lambda t: t.backward(gc.ones(3)), lambda t: gc.autograd.grad(t.sum(), t)],
+    ids=["add", "exp", "sum", "rmul", "reshape", "index", "numpy", "item", "add_", "copy_into",
+         "compiled-arg", "backward", "autograd-grad"])
+def test_escaped_tracer_used_eagerly_raises_trace_error(use):
+    t = _leak_a_tracer()
+    with pytest.raises(gc.TraceError, match="tracer escaped the compiled function"):
+        use(t)

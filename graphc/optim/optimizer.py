@@ -17,10 +17,14 @@ step, not only the one it was traced from:
 
 What stays static in a compiled step: booleans (nesterov, amsgrad, maximize, centered, ...),
 and whether a coefficient is zero (weight_decay == 0 skips the term, momentum == 0 skips the
-buffer). Changing those after compiling needs a new compiled function.
+buffer). A traced step() registers guards on them (`Trace.add_guard`): every group setting the
+step read as a Python value (`group[key]`), which for a number also read through `hyper(key)`
+means only its zero-ness; the param groups and their params; the identity of every state tensor.
+When one fails the compiled function retraces and explain() names the optimizer and the setting.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import warnings
 import weakref
@@ -88,6 +92,34 @@ class ParamGroup(dict):
             m = self.__dict__["_mirror"] = {}
         return m
 
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, key)
+        if key != "params" and _tr.active() is not None:
+            self._note_read(key, value, raw=True)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def _note_read(self, key, value, raw):
+        """Remember, per trace, which settings a traced step read (as Python values: raw; or
+        through hyper()), for the optimizer's guards."""
+        tr = _tr.active()
+        reads = self.__dict__.get("_reads")
+        if reads is None or reads[0]() is not tr:
+            reads = self.__dict__["_reads"] = (weakref.ref(tr), {}, set())
+        if raw:
+            reads[1].setdefault(key, value)
+        else:
+            reads[2].add(key)
+
+    def _reads_in(self, tr):
+        """({key: value read raw}, {keys read through hyper()}) during trace tr."""
+        reads = self.__dict__.get("_reads")
+        if reads is None or reads[0]() is not tr:
+            return {}, set()
+        return reads[1], reads[2]
+
     def __setitem__(self, key, value):
         if isinstance(value, Tensor) and key != "params" and not value.is_tracer and value.numel() == 1:
             value = float(value.item())        # a 1-element tensor hyperparameter: keep its value
@@ -121,7 +153,7 @@ class ParamGroup(dict):
     def setdefault(self, key, default=None):
         if key not in self:
             self[key] = default
-        return dict.__getitem__(self, key)
+        return self[key]
 
     def __reduce_ex__(self, protocol):
         # pickle/deepcopy as a ParamGroup without the mirrors (they are rebuilt on demand)
@@ -137,9 +169,10 @@ class ParamGroup(dict):
     def hyper(self, key):
         """group[key] as a step should read it: the Python value when eager; while tracing, for
         a number (or tuple of numbers), the 0-d float64 tensor(s) mirroring it."""
-        value = self[key]
+        value = dict.__getitem__(self, key)
         if _tr.active() is None:
             return value
+        self._note_read(key, value, raw=False)
         m = self._mirrors()
         mir = m.get(key)
         if mir is not None and _sync_mirror(mir, value):
@@ -185,12 +218,120 @@ def _sync_mirror(mir, value) -> bool:
     return True
 
 
+# ---- guards of a traced step --------------------------------------------------------------------------
+_MISSING = object()
+
+
+def _same(a, b):
+    if _is_number(a) and _is_number(b):
+        return a == b                    # 0 and 0.0 step alike
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _fits_mirror(then, now):
+    """Does a hyperparameter read through hyper() still have a numeric shape its mirror takes?"""
+    if isinstance(then, tuple):
+        return (isinstance(now, (tuple, list)) and len(now) == len(then)
+                and all(_is_number(v) for v in now))
+    return _is_number(now)
+
+
+class _StepGuard:
+    """What a traced step() of one optimizer took as static, checked before the compiled step
+    is reused: the param groups and their params, the settings read as Python values, and
+    which tensors hold the state."""
+
+    def __init__(self, opt, tr):
+        self.opt = opt
+        self.label = tr.object_label(opt) or type(opt).__name__
+        self.groups = list(opt.param_groups)
+        self.params = [tuple(dict.__getitem__(g, "params")) for g in self.groups]
+        self.settings = []          # (group index, key, value, zero_only)
+        for i, g in enumerate(self.groups):
+            raw, hyper = g._reads_in(tr) if isinstance(g, ParamGroup) else ({}, set())
+            for k, v in raw.items():
+                zero_only = k in hyper and _is_number(v)
+                self.settings.append((i, k, v, zero_only))
+            for k in hyper - set(raw):
+                self.settings.append((i, k, dict.get(g, k), None))   # None: mirrored, any number
+        self.state = []             # (param, key, value): tensors by identity, others by value
+        for ps in self.params:
+            for p in ps:
+                for k, v in dict(opt.state.get(p, ())).items():
+                    self.state.append((p, k, v))
+        self.state_keys = {id(p): set(dict(opt.state.get(p, ()))) for ps in self.params for p in ps}
+
+    def __call__(self):
+        return self.failure() is None
+
+    def failure(self):
+        opt, what = self.opt, f"optimizer '{self.label}' ({type(self.opt).__name__})"
+        groups = opt.param_groups
+        if len(groups) != len(self.groups) or any(a is not b for a, b in zip(groups, self.groups)):
+            return (f"{what}: its param groups changed ({len(self.groups)} when traced, now "
+                    f"{len(groups)}: add_param_group?)")
+        for i, (g, ps) in enumerate(zip(groups, self.params)):
+            now = dict.get(g, "params", ())
+            if len(now) != len(ps) or any(a is not b for a, b in zip(now, ps)):
+                return (f"{what}: param_groups[{i}]['params'] changed ({len(ps)} parameters when "
+                        f"traced, now {len(now)})")
+        for i, k, v, zero_only in self.settings:
+            now = dict.get(groups[i], k, _MISSING)
+            shown = "deleted" if now is _MISSING else repr(now)
+            if zero_only is None:
+                if not _fits_mirror(v, now):
+                    return (f"{what}: param_groups[{i}]['{k}'] changed from {v!r} to {shown}, which "
+                            "the compiled step cannot mirror as a tensor")
+            elif zero_only:
+                if now is _MISSING or not _is_number(now) or (now != 0) != (v != 0):
+                    return (f"{what}: param_groups[{i}]['{k}'] changed from {v!r} to {shown} (whether "
+                            "it is zero is static in the compiled step)")
+            elif not _same(now, v):
+                return (f"{what}: param_groups[{i}]['{k}'] changed from {v!r} to {shown} (Python "
+                        "settings of a param group are static in the compiled step)")
+        for p, k, v in self.state:
+            now = dict(opt.state.get(p, ())).get(k, _MISSING)
+            if isinstance(v, Tensor):
+                if now is not v:
+                    how = "was removed" if now is _MISSING else "was replaced by another tensor"
+                    return f"{what}: state '{k}' of a parameter {list(p.shape)} {how}"
+            elif not _same(now, v):
+                return f"{what}: state '{k}' of a parameter {list(p.shape)} changed from {v!r} to {now!r}"
+        for ps in self.params:
+            for p in ps:
+                extra = set(dict(opt.state.get(p, ()))) - self.state_keys[id(p)]
+                if extra:
+                    return f"{what}: new state {sorted(extra)} for a parameter {list(p.shape)}"
+        return None
+
+
+def _guarded_step(step):
+    """Wrap a subclass's step(): when traced, register the guards of what it took as static."""
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        out = step(self, *args, **kwargs)
+        tr = _tr.active()
+        if tr is not None and hasattr(tr, "add_guard"):
+            guard = _StepGuard(self, tr)
+            tr.add_guard(guard.failure, guard, key=("optimizer-step", id(self)))
+        return out
+    wrapper._graphc_guarded = True
+    return wrapper
+
+
 # ---- the base class --------------------------------------------------------------------------------
 class Optimizer:
     """Base class of graphc optimizers (torch.optim.Optimizer's interface).
 
     Subclasses define `step()` with the rules in this module's docstring and may override
-    `_init_state(p, group)` (the state of a parameter, created eagerly on first use)."""
+    `_init_state(p, group)` (the state of a parameter, created eagerly on first use). A
+    subclass's step() is wrapped so that, while traced, it registers guards (`_StepGuard`)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_graphc_guarded", False):
+            cls.step = _guarded_step(step)
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)

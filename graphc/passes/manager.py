@@ -6,6 +6,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from ..logs import pass_done as _pass_done
 from ..ir import print_graph, verify
 from .fusion import fuse, one_kernel_per_node
 from .memory import plan_memory, validate_plan
@@ -74,6 +75,7 @@ def run_passes(graph, passes=None, enabled=None, dump_dir=None, verify_each=True
         res.times_ms[name] = (time.perf_counter() - t0) * 1e3
         if verify_each and fn is not verify:
             verify(graph)
+        _pass_done(graph.name, name, res.times_ms[name], graph)
         res.stages.append((name, graph))
         if dump_dir:
             _dump(dump_dir, len(res.stages) - 1, name, graph)
