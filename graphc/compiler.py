@@ -879,6 +879,16 @@ class CompiledFunction:
     def stages(self, *args, **kwargs):
         return [n for n, _ in self.entry(*args, **kwargs).passes.stages]
 
+    def visualize(self, path, *args, stage="final", collapse=False, **kwargs):
+        """Draw the IR of a stage to path (.svg, .png or .dot); see graphc/viz.py."""
+        from .viz import visualize
+        return visualize(self, path, *args, stage=stage, collapse=collapse, **kwargs)
+
+    def report(self, path, *args, **kwargs):
+        """Write the self-contained HTML report (every pass, kernels, memory plan) to path."""
+        from .report import write_report
+        return write_report(self, path, *args, **kwargs)
+
     def stats(self, *args, **kwargs) -> dict:
         """What the passes did for this signature, measured from its graphs.
 
@@ -973,6 +983,12 @@ class CompiledModule:
 
     def stats(self, *a, **k):
         return self._compiled.stats(*a, **k)
+
+    def visualize(self, *a, **k):
+        return self._compiled.visualize(*a, **k)
+
+    def report(self, *a, **k):
+        return self._compiled.report(*a, **k)
 
     def graph(self, *a, **k):
         return self._compiled.graph(*a, **k)
