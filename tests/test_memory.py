@@ -174,3 +174,16 @@ def test_schedule_is_deterministic_and_not_worse_than_trace_order():
     assert [n.out.name for n in s1.nodes] == [n.out.name for n in s2.nodes]
     keep = {v.name for v in g.outputs} | {v.name for _, v in g.updates}
     assert peak_live_bytes(s1.nodes, keep) <= peak_live_bytes(g.nodes, keep)
+
+
+def test_a_matmul_result_never_overwrites_an_input_its_epilogue_reads():
+    g = parse_graph("""graph f(%a: f32[4,4], %b: f32[4,4], state %r: f32[4,4]) {
+      %0: f32[4,4] = matmul(%a, %b) {transpose_a=False, transpose_b=False}
+      %1: f32[4,4] = add(%0, %r)
+      return %1
+      update r <- %0
+    }""")
+    p = _plan(g)
+    assert not any(b == "state:r" for n in p.nodes for b, v in zip(n.attrs["buffers"], n.outs)
+                   if v.name == "0"), print_graph(p)
+    _same_results(g, p)

@@ -21,6 +21,10 @@ def get(name):
 def _load(name):
     if name in ("interp", "interpreter"):
         from . import interpreter  # noqa: F401
+    elif name == "llvm":
+        from . import llvm  # noqa: F401
+    elif name == "cuda":
+        from . import cuda  # noqa: F401
 
 
 from . import interpreter  # noqa: E402,F401

@@ -32,6 +32,11 @@ def elementwise_reader(kernel, input_index: int, out) -> bool:
     from ..ops.registry import PRIMITIVES
     if kernel.attrs.get("kind") not in ("pointwise", "matmul"):
         return False
+    if kernel.attrs.get("kind") == "matmul":
+        # the GEMM result is written before the epilogue reads its inputs: it may not overwrite one
+        written = kernel.body.outputs[kernel.outs.index(out)] if out in kernel.outs else None
+        if written is not None and written.producer is not None and written.producer.op == "matmul":
+            return False
     v = kernel.body.inputs[input_index]
     if v.type.shape != out.type.shape or v.type.dtype.itemsize != out.type.dtype.itemsize:
         return False

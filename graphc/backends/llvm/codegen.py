@@ -1,0 +1,611 @@
+"""Planned kernel graph -> one LLVM module (llvmlite.ir).
+
+Every kernel becomes an internal function
+
+    void kN(ptr in0, ..., ptr out0, ..., ptr scratch, i64 lo, i64 hi)
+
+whose outermost loop runs over [lo, hi) of its first parallel dimension (the output's first dim
+for pointwise and matmul-epilogue loops, the first outer dim of a reduction): the entry calls it
+with the whole range today; a parallel runtime can split the range across threads tomorrow.
+
+The entry function `graphc_main(ptr slots)` reads the pointer table slots = [arena, inputs...,
+fresh outputs...], resolves every kernel operand from the memory plan (`buffers`: arena+N,
+out, state:S, view) and calls the kernels in graph order.
+
+Inside a loop body, `Evaluator` computes a body value at an index by walking the body graph:
+movement ops remap the index (indexing.py), elementwise ops combine their inputs' values at the
+same index (scalar.py), body inputs are loads. Nothing is materialised between fused ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from ...ops.random import GOLDEN, MIX1, MIX2
+from . import indexing as IX
+from . import scalar as S
+from .types import F32, F64, I1, I8, I32, I64, PTR, VOID, const, i64, is_bool, is_float, mem, reg
+
+REDUCTIONS = ("sum", "max", "argmax")
+MOVEMENT = ("broadcast_to", "reshape", "permute", "slice", "pad", "concat", "unfold")
+SOURCES = ("iota", "full", "constant", "uniform", "take_along_axis")
+POINTWISE_OPS = set(S.ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)
+OPAQUE_OPS = ("scatter_add", "fold")
+ENTRY = "graphc_main"
+
+
+def unsupported(kernel, op, why=""):
+    name = kernel.out.name
+    kind = kernel.attrs.get("kind")
+    return NotImplementedError(f"llvm backend: kernel %{name} ({kind}): op {op!r} is not supported"
+                               + (f": {why}" if why else ""))
+
+
+def check_kernel(k):
+    """Raise NotImplementedError naming the kernel and op for anything codegen cannot do."""
+    kind = k.attrs.get("kind")
+    if k.op != "kernel" or k.body is None:
+        raise NotImplementedError(f"llvm backend: node %{k.out.name} = {k.op}(...) is not a kernel; "
+                                  "the llvm backend runs fused, memory-planned graphs")
+    if "buffers" not in k.attrs:
+        raise NotImplementedError(f"llvm backend: kernel %{k.out.name} has no `buffers`: the graph is not memory-planned")
+    nodes = k.body.nodes
+    if kind == "view":
+        if [n.op for n in nodes] != ["reshape"]:
+            raise unsupported(k, nodes[0].op if nodes else "?", "a view kernel must be one reshape")
+        return
+    if kind == "opaque":
+        if len(nodes) != 1 or nodes[0].op not in OPAQUE_OPS:
+            raise unsupported(k, ",".join(n.op for n in nodes), "opaque kernels run fold or scatter_add")
+        return
+    allowed = set(POINTWISE_OPS)
+    if kind == "reduction":
+        allowed |= set(REDUCTIONS)
+        reds = [n for n in nodes if n.op in REDUCTIONS]
+        spaces = {_space(n) for n in reds}
+        if len(spaces) != 1:
+            raise unsupported(k, "sum/max", f"reductions over different spaces {sorted(spaces)}")
+    elif kind == "matmul":
+        mms = [n for n in nodes if n.op == "matmul"]
+        if len(mms) != 1:
+            raise unsupported(k, "matmul", "a matmul kernel holds exactly one matmul")
+        if any(v.producer is not None for v in mms[0].inputs):
+            raise unsupported(k, "matmul", "operands must be kernel inputs (materialised buffers)")
+        allowed.add("matmul")
+    elif kind != "pointwise":
+        raise unsupported(k, "kernel", f"unknown kernel kind {kind!r}")
+    for n in nodes:
+        if n.op not in allowed:
+            raise unsupported(k, n.op)
+    shapes = {tuple(o.type.shape) for o in k.body.outputs}
+    if kind in ("pointwise", "matmul") and len(shapes) > 1:
+        raise unsupported(k, "multi-output", f"outputs of different shapes {sorted(shapes)}")
+
+
+def _space(n):
+    axes = (n.attrs["axis"],) if n.op == "argmax" else tuple(n.attrs["axes"])
+    return tuple(n.inputs[0].type.shape), tuple(sorted(axes))
+
+
+# ---- values at an index ------------------------------------------------------------------------------
+class Evaluator:
+    """Computes body values at an index inside the current loop body (one per point: its cache
+    holds LLVM values that are only valid in this body)."""
+
+    def __init__(self, kg, ptrs, fixed=None):
+        self.kg = kg
+        self.b = kg.b
+        self.ptrs = ptrs            # body value name -> pointer to its buffer (inputs, matmul result)
+        self.fixed = fixed or {}    # body value name -> LLVM scalar (a reduction at this position)
+        self.cache = {}
+
+    def at(self, v, idx):
+        key = (v.name, tuple(map(id, idx)))
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit[0]
+        r = self._at(v, idx)
+        self.cache[key] = (r, idx)      # idx kept alive: its ids stay unique
+        return r
+
+    def load(self, v, idx):
+        return self.kg.load(self.ptrs[v.name], v.type, idx)
+
+    def _at(self, v, idx):
+        b = self.b
+        if v.name in self.fixed:
+            return self.fixed[v.name]
+        if v.name in self.ptrs:
+            return self.load(v, idx)
+        p = v.producer
+        if p is None:
+            raise unsupported(self.kg.kernel, "input", f"no buffer for %{v.name}")
+        op, ins, a = p.op, p.inputs, p.attrs
+        if op in S.ELEMENTWISE:
+            args = [self.at(x, idx) for x in ins]
+            return S.emit(b, op, ins[-1].type.dtype, v.type.dtype, args, a)
+        if op == "broadcast_to":
+            return self.at(ins[0], IX.broadcast(idx, ins[0].type.shape, v.type.shape))
+        if op == "reshape":
+            return self.at(ins[0], IX.reshape(b, idx, ins[0].type.shape, v.type.shape))
+        if op == "permute":
+            return self.at(ins[0], IX.permute(idx, a["perm"]))
+        if op == "slice":
+            return self.at(ins[0], IX.slice_(b, idx, a["starts"], a["steps"]))
+        if op == "pad":
+            fill = const(v.type.dtype, a["value"])
+            if ins[0].type.numel == 0:
+                return fill
+            j, ok = IX.pad(b, idx, ins[0].type.shape, a["lo"], a["interior"])
+            return b.select(ok, self.at(ins[0], j), fill)
+        if op == "concat":
+            axis, off, pieces = a["axis"], 0, []
+            for x in ins:
+                n = x.type.shape[axis]
+                if n:
+                    pieces.append((x, off, n))
+                off += n
+            res = None
+            for x, o, n in reversed(pieces):
+                j, ok = IX.concat_piece(b, idx, axis, o, n)
+                val = self.at(x, j)
+                res = val if res is None else b.select(ok, val, res)
+            return res
+        if op == "unfold":
+            j, ok = IX.unfold(b, idx, ins[0].type.shape, a["kernel"], a["stride"], a["padding"],
+                              a["dilation"], v.type.shape)
+            return b.select(ok, self.at(ins[0], j), const(v.type.dtype, a["value"]))
+        if op == "take_along_axis":
+            j = list(idx)
+            j[a["axis"]] = self.at(ins[1], idx)      # indices assumed valid (checks mode: next)
+            return self.at(ins[0], j)
+        if op == "iota":
+            i = idx[a["axis"]]
+            return b.sitofp(i, reg(v.type.dtype)) if is_float(v.type.dtype) else i
+        if op == "full":
+            return const(v.type.dtype, a["value"])
+        if op == "constant":
+            g = self.kg.mb.constant_array(v.type.dtype, a["data"])
+            p = b.gep(g, [IX.linear(b, idx, v.type.shape)], inbounds=True, source_etype=mem(v.type.dtype))
+            x = b.load(p, typ=mem(v.type.dtype))
+            return b.icmp_unsigned("!=", x, ir.Constant(I8, 0)) if is_bool(v.type.dtype) else x
+        if op == "uniform":
+            return self._uniform(v, ins[0], idx)
+        raise unsupported(self.kg.kernel, op)
+
+    def _uniform(self, v, state, idx):
+        """splitmix64(seed, offset + i), bit for bit as graphc/ops/random.py."""
+        b = self.b
+        seed = self.at(state, [i64(0)])
+        offset = self.at(state, [i64(1)])
+        ctr = b.add(IX.linear(b, idx, v.type.shape), offset)
+        bits = _mix64(b, b.add(_mix64(b, seed), b.mul(ctr, i64(int(GOLDEN)))))
+        if v.type.dtype.np == np.float32:
+            return b.fmul(b.uitofp(b.lshr(bits, i64(40)), F32), ir.Constant(F32, 2.0 ** -24))
+        return b.fmul(b.uitofp(b.lshr(bits, i64(11)), F64), ir.Constant(F64, 2.0 ** -53))
+
+
+def _mix64(b, x):
+    x = b.xor(x, b.lshr(x, i64(30)))
+    x = b.mul(x, i64(int(MIX1)))
+    x = b.xor(x, b.lshr(x, i64(27)))
+    x = b.mul(x, i64(int(MIX2)))
+    return b.xor(x, b.lshr(x, i64(31)))
+
+
+# ---- one kernel ------------------------------------------------------------------------------------------
+class KernelGen:
+    """Builds the function of one kernel node."""
+
+    def __init__(self, mb, kernel, name, direct_matmul):
+        self.mb = mb
+        self.kernel = kernel
+        self.direct_matmul = direct_matmul
+        body = kernel.body
+        n_in, n_out = len(body.inputs), len(body.outputs)
+        fnty = ir.FunctionType(VOID, [PTR] * (n_in + n_out + 1) + [I64, I64])
+        self.fn = ir.Function(mb.module, fnty, name=name)
+        self.fn.linkage = "internal"
+        args = list(self.fn.args)
+        self.in_ptrs = {v.name: p for v, p in zip(body.inputs, args[:n_in])}
+        self.out_ptrs = args[n_in:n_in + n_out]
+        self.scratch = args[n_in + n_out]
+        self.lo, self.hi = args[-2], args[-1]
+        self.entry = self.fn.append_basic_block("entry")
+        start = self.fn.append_basic_block("start")
+        self.b = ir.IRBuilder(start)
+
+    def build(self):
+        kind = self.kernel.attrs["kind"]
+        getattr(self, "_" + kind)()
+        self.b.ret_void()
+        with self.b.goto_block(self.entry):
+            self.b.branch(self.fn.blocks[1])
+        return self.fn
+
+    # -- helpers
+    def alloca(self, t):
+        with self.b.goto_block(self.entry):
+            return self.b.alloca(t)
+
+    def load(self, ptr, ttype, idx):
+        b = self.b
+        m = mem(ttype.dtype)
+        p = b.gep(ptr, [IX.linear(b, idx, ttype.shape)], inbounds=True, source_etype=m)
+        x = b.load(p, typ=m)
+        return b.icmp_unsigned("!=", x, ir.Constant(I8, 0)) if is_bool(ttype.dtype) else x
+
+    def store(self, ptr, ttype, idx, val):
+        b = self.b
+        m = mem(ttype.dtype)
+        p = b.gep(ptr, [IX.linear(b, idx, ttype.shape)], inbounds=True, source_etype=m)
+        b.store(b.zext(val, I8) if is_bool(ttype.dtype) else val, p)
+
+    def for_range(self, lo, hi, body):
+        b = self.b
+        pre = b.block
+        head = b.append_basic_block("for.head")
+        blk = b.append_basic_block("for.body")
+        done = b.append_basic_block("for.done")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(I64)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", i, hi), blk, done)
+        b.position_at_end(blk)
+        body(i)
+        i.add_incoming(b.add(i, i64(1)), b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def nest(self, extents, body, ranged=False):
+        """Loops over `extents` (row-major, the last innermost); with ranged, the first loop runs
+        over [lo, hi) instead of [0, extent) -- the split point for parallel execution."""
+        def rec(k, idx):
+            if k == len(extents):
+                body(idx)
+                return
+            lo, hi = (self.lo, self.hi) if ranged and k == 0 else (i64(0), i64(extents[k]))
+            self.for_range(lo, hi, lambda i: rec(k + 1, idx + [i]))
+        rec(0, [])
+
+    def evaluator(self, fixed=None, extra=None):
+        ptrs = dict(self.in_ptrs)
+        ptrs.update(extra or {})
+        return Evaluator(self, ptrs, fixed)
+
+    # -- kinds
+    def extent(self):
+        """The range the entry passes as [lo, hi)."""
+        kind = self.kernel.attrs["kind"]
+        body = self.kernel.body
+        if kind == "reduction":
+            shape, axes = _space(next(n for n in body.nodes if n.op in REDUCTIONS))
+            outer = [s for d, s in enumerate(shape) if d not in axes]
+            return outer[0] if outer else 1
+        if kind == "opaque":
+            return 1
+        shape = body.outputs[0].type.shape
+        return shape[0] if shape else 1
+
+    def _pointwise(self, extra=None, outputs=None):
+        body = self.kernel.body
+        outs = body.outputs if outputs is None else outputs
+        ptrs = [self.out_ptrs[body.outputs.index(o)] for o in outs]
+        shape = body.outputs[0].type.shape
+
+        def point(idx):
+            idx = idx if shape else []
+            ev = self.evaluator(extra=extra)
+            vals = [ev.at(o, idx) for o in outs]       # every load before any store (in place)
+            for o, p, val in zip(outs, ptrs, vals):
+                self.store(p, o.type, idx, val)
+        self.nest(list(shape) or [1], point, ranged=True)
+
+    def _reduction(self):
+        body = self.kernel.body
+        reds = [n for n in body.nodes if n.op in REDUCTIONS]
+        shape, axes = _space(reds[0])
+        outer = [d for d in range(len(shape)) if d not in axes]
+        keep = tuple(1 if d in axes else s for d, s in enumerate(shape))
+        drop = tuple(s for d, s in enumerate(shape) if d not in axes)
+        full_outs = [o for o in body.outputs if tuple(o.type.shape) == shape]
+        red_outs = [o for o in body.outputs if tuple(o.type.shape) != shape]
+        for o in red_outs:
+            if tuple(o.type.shape) not in (keep, drop):
+                raise unsupported(self.kernel, "reduction", f"output {o.type} is neither {shape} nor reduced")
+
+        def combine(oidx, ridx):
+            full, oi, ri = [None] * len(shape), iter(oidx), iter(ridx)
+            for d in range(len(shape)):
+                full[d] = next(ri) if d in axes else next(oi)
+            return full
+
+        def position(oidx):
+            oidx = oidx if outer else []
+            fixed = {}
+            for r in reds:
+                fixed[r.out.name] = self._reduce(r, oidx, combine, fixed, axes, shape)
+            ev = self.evaluator(fixed)
+            for o in red_outs:
+                if tuple(o.type.shape) == keep:
+                    it = iter(oidx)
+                    idx = [i64(0) if d in axes else next(it) for d in range(len(shape))]
+                else:
+                    idx = list(oidx)
+                self.store(self.out_ptrs[body.outputs.index(o)], o.type, idx, ev.at(o, idx))
+            if full_outs:
+                def point(ridx):
+                    idx = combine(oidx, ridx)
+                    ev2 = self.evaluator(fixed)
+                    vals = [ev2.at(o, idx) for o in full_outs]
+                    for o, val in zip(full_outs, vals):
+                        self.store(self.out_ptrs[body.outputs.index(o)], o.type, idx, val)
+                self.nest([shape[d] for d in axes], point)
+        self.nest([shape[d] for d in outer] or [1], position, ranged=True)
+
+    def _reduce(self, r, oidx, combine, fixed, axes, shape):
+        b = self.b
+        dt = r.inputs[0].type.dtype
+        t = reg(dt)
+        acc = self.alloca(t)
+        if r.op == "sum":
+            init = const(dt, 0)
+        elif is_float(dt):
+            init = ir.Constant(t, float("-inf"))
+        elif is_bool(dt):
+            init = ir.Constant(I1, 0)
+        else:
+            init = i64(-(1 << 63))
+        b.store(init, acc)
+        best = None
+        if r.op == "argmax":
+            best = self.alloca(I64)
+            b.store(i64(0), best)
+
+        def step(ridx):
+            x = self.evaluator(fixed).at(r.inputs[0], combine(oidx, ridx))
+            a = b.load(acc, typ=t)
+            if r.op == "sum":
+                if is_float(dt):
+                    s = b.fadd(a, x)
+                    s.flags.append("reassoc")     # lets LLVM vectorise: partial sums, then a tree
+                else:
+                    s = b.add(a, x)
+                b.store(s, acc)
+                return
+            if is_float(dt):
+                isnan_x = b.fcmp_unordered("uno", x, x)
+                if r.op == "max":
+                    take = b.or_(b.fcmp_ordered(">", x, a), isnan_x)
+                else:   # argmax: the first NaN wins, as numpy
+                    take = b.or_(b.fcmp_ordered(">", x, a), b.and_(isnan_x, b.fcmp_ordered("ord", a, a)))
+            elif is_bool(dt):
+                take = b.icmp_unsigned(">", x, a)
+            else:
+                take = b.icmp_signed(">", x, a)
+            b.store(b.select(take, x, a), acc)
+            if best is not None:
+                bi = b.load(best, typ=I64)
+                b.store(b.select(take, ridx[0], bi), best)
+        self.nest([shape[d] for d in axes], step)
+        return b.load(best, typ=I64) if best is not None else b.load(acc, typ=t)
+
+    def _matmul(self):
+        body = self.kernel.body
+        mm = next(n for n in body.nodes if n.op == "matmul")
+        outs = body.outputs
+        if self.direct_matmul:
+            target = self.out_ptrs[outs.index(mm.out)]
+        else:
+            target = self.scratch
+        a, c = mm.inputs
+        self.mb.gemm(self, self.in_ptrs[a.name], self.in_ptrs[c.name], target, a.type, c.type,
+                     mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False))
+        epi = [o for o in outs if not (o is mm.out and self.direct_matmul)]
+        if epi:
+            self._pointwise(extra={mm.out.name: target}, outputs=epi)
+
+    def _opaque(self):
+        node = self.kernel.body.nodes[0]
+        getattr(self, "_" + node.op)(node)
+
+    def _scatter_add(self, node):
+        x, idx, src = node.inputs
+        out = self.out_ptrs[0]
+        axis = node.attrs["axis"]
+        b = self.b
+        self.nest(list(x.type.shape) or [1], lambda i: self.store(
+            out, x.type, i if x.type.shape else [], self.load(self.in_ptrs[x.name], x.type, i if x.type.shape else [])))
+
+        def add(i):
+            j = list(i)
+            j[axis] = self.load(self.in_ptrs[idx.name], idx.type, i)
+            s = self.load(self.in_ptrs[src.name], src.type, i)
+            cur = self.load(out, x.type, j)
+            self.store(out, x.type, j, b.fadd(cur, s) if is_float(x.type.dtype) else b.add(cur, s))
+        self.nest(list(idx.type.shape), add)
+
+    def _fold(self, node):
+        cols = node.inputs[0]
+        a = node.attrs
+        (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (a["output_size"], a["kernel"], a["stride"],
+                                                          a["padding"], a["dilation"])
+        oh, ow = IX._out_size(h, kh, sh, ph, dh), IX._out_size(w, kw, sw, pw, dw)
+        out_t = node.out.type
+        n, c = out_t.shape[:2]
+        out = self.out_ptrs[0]
+        b = self.b
+        dt = out_t.dtype
+        self.nest(list(out_t.shape), lambda i: self.store(out, out_t, i, const(dt, 0)))
+
+        def add(i):
+            ni, ci, ki, kj, oy, ox = i
+            y = b.sub(b.add(b.mul(oy, i64(sh)), b.mul(ki, i64(dh))), i64(ph))
+            x = b.sub(b.add(b.mul(ox, i64(sw)), b.mul(kj, i64(dw))), i64(pw))
+            ok = b.and_(b.and_(b.icmp_signed(">=", y, i64(0)), b.icmp_signed("<", y, i64(h))),
+                        b.and_(b.icmp_signed(">=", x, i64(0)), b.icmp_signed("<", x, i64(w))))
+            with b.if_then(ok):
+                ck = b.add(b.mul(ci, i64(kh * kw)), b.add(b.mul(ki, i64(kw)), kj))
+                l = b.add(b.mul(oy, i64(ow)), ox)
+                s = self.load(self.in_ptrs[cols.name], cols.type, [ni, ck, l])
+                cur = self.load(out, out_t, [ni, ci, y, x])
+                self.store(out, out_t, [ni, ci, y, x], b.fadd(cur, s) if is_float(dt) else b.add(cur, s))
+        self.nest([n, c, kh, kw, oh, ow], add)
+
+
+# ---- the module ------------------------------------------------------------------------------------------
+class ModuleBuilder:
+    """One LLVM module for one planned graph: a function per kernel, and the entry."""
+
+    def __init__(self, graph, gemm_symbols):
+        self.graph = graph
+        self.gemm_symbols = gemm_symbols     # {"float32": name, "float64": name}
+        self.module = ir.Module(name=graph.name)
+        self._consts = 0
+        for k in graph.nodes:
+            check_kernel(k)
+        self.producer = {v.name: k for k in graph.nodes for v in k.outs}
+        self.inputs = {v.name: i for i, v in enumerate(graph.inputs)}
+        self.out_values = [v for k in graph.nodes for v, buf in zip(k.outs, k.attrs["buffers"]) if buf == "out"]
+        self.scratch_bytes = 0
+        self.direct = {}
+        for k in graph.nodes:
+            if k.attrs["kind"] == "matmul":
+                self.direct[k.out.name] = d = self._direct_matmul(k)
+                if not d:
+                    mm = next(n for n in k.body.nodes if n.op == "matmul")
+                    self.scratch_bytes = max(self.scratch_bytes, mm.out.type.nbytes)
+
+    # -- buffers
+    def buffer(self, v):
+        """Where value v lives: ("in", index) | ("arena", offset) | ("out", index)."""
+        if v.name in self.inputs:
+            return ("in", self.inputs[v.name])
+        k = self.producer[v.name]
+        buf = k.attrs["buffers"][k.outs.index(v)]
+        if buf == "view":
+            return self.buffer(k.inputs[0])
+        if buf.startswith("arena+"):
+            return ("arena", int(buf[6:]))
+        if buf.startswith("state:"):
+            return ("in", self.inputs[buf[6:]])
+        if buf == "out":
+            return ("out", self.out_values.index(v))
+        raise NotImplementedError(f"llvm backend: kernel %{k.out.name}: unknown buffer {buf!r}")
+
+    def _direct_matmul(self, k):
+        """May the GEMM write straight into the kernel's output? Not when that output overwrites
+        one of the kernel's inputs (in-place), which the epilogue still has to read."""
+        mm = next(n for n in k.body.nodes if n.op == "matmul")
+        if mm.out not in k.body.outputs:
+            return False
+        v = k.outs[k.body.outputs.index(mm.out)]
+        mine = self.buffer(v)
+        return all(self.buffer(x) != mine for x in k.inputs)
+
+    def constant_array(self, dtype, data):
+        m = mem(dtype)
+        if is_bool(dtype):
+            vals = [ir.Constant(I8, int(bool(x))) for x in data]
+        elif is_float(dtype):
+            vals = [ir.Constant(m, float(np.asarray(x, dtype=dtype.np))) for x in data]
+        else:
+            vals = [i64(int(x)) for x in data]
+        ty = ir.ArrayType(m, len(vals))
+        g = ir.GlobalVariable(self.module, ty, name=f"const{self._consts}")
+        self._consts += 1
+        g.global_constant = True
+        g.linkage = "internal"
+        g.initializer = ir.Constant(ty, vals)
+        return g
+
+    def gemm(self, kg, pa, pb, pc, at, bt, ta, tb):
+        """C[batch] = op(A) @ op(B): cblas ?gemm (row-major, 64-bit ints) for floats, loops for int64."""
+        b = kg.b
+        dt = at.dtype
+        M, K = (at.shape[-1], at.shape[-2]) if ta else (at.shape[-2], at.shape[-1])
+        N = bt.shape[-2] if tb else bt.shape[-1]
+        batch = int(np.prod(at.shape[:-2], dtype=np.int64))
+        m = mem(dt)
+        if batch * M * N == 0:
+            return
+        if K == 0:
+            kg.nest([batch * M * N], lambda i: b.store(const(dt, 0), b.gep(pc, i, source_etype=m)))
+            return
+        sa, sb, sc = at.shape[-2] * at.shape[-1], bt.shape[-2] * bt.shape[-1], M * N
+        lda, ldb = at.shape[-1], bt.shape[-1]
+
+        def one(bi):
+            a_ = b.gep(pa, [b.mul(bi, i64(sa))], source_etype=m)
+            b_ = b.gep(pb, [b.mul(bi, i64(sb))], source_etype=m)
+            c_ = b.gep(pc, [b.mul(bi, i64(sc))], source_etype=m)
+            if is_float(dt):
+                t = reg(dt)
+                fn = S.function(self.module, self.gemm_symbols[dt.name], VOID,
+                                [I32, I32, I32, I64, I64, I64, t, PTR, I64, PTR, I64, t, PTR, I64])
+                i32 = lambda n: ir.Constant(I32, n)  # noqa: E731
+                b.call(fn, [i32(101), i32(112 if ta else 111), i32(112 if tb else 111), i64(M), i64(N), i64(K),
+                            ir.Constant(t, 1.0), a_, i64(lda), b_, i64(ldb), ir.Constant(t, 0.0), c_, i64(N)])
+            else:
+                self._int_gemm(kg, a_, b_, c_, M, N, K, lda, ldb, ta, tb)
+        if batch == 1:
+            one(i64(0))
+        else:
+            kg.nest([batch], lambda i: one(i[0]))
+
+    def _int_gemm(self, kg, pa, pb, pc, M, N, K, lda, ldb, ta, tb):
+        b = kg.b
+        acc = kg.alloca(I64)
+
+        def ij(idx):
+            i, j = idx
+            b.store(i64(0), acc)
+
+            def kk(ks):
+                k = ks[0]
+                ai = b.add(b.mul(k, i64(lda)), i) if ta else b.add(b.mul(i, i64(lda)), k)
+                bi = b.add(b.mul(j, i64(ldb)), k) if tb else b.add(b.mul(k, i64(ldb)), j)
+                x = b.load(b.gep(pa, [ai], source_etype=I64), typ=I64)
+                y = b.load(b.gep(pb, [bi], source_etype=I64), typ=I64)
+                b.store(b.add(b.load(acc, typ=I64), b.mul(x, y)), acc)
+            kg.nest([K], kk)
+            b.store(b.load(acc, typ=I64), b.gep(pc, [b.add(b.mul(i, i64(N)), j)], source_etype=I64))
+        kg.nest([M, N], ij)
+
+    # -- everything
+    def build(self):
+        g = self.graph
+        fnty = ir.FunctionType(VOID, [PTR])
+        main = ir.Function(self.module, fnty, name=ENTRY)
+        b = ir.IRBuilder(main.append_basic_block("entry"))
+        slots = main.args[0]
+
+        def slot(i):
+            return b.load(b.gep(slots, [i64(i)], inbounds=True, source_etype=PTR), typ=PTR)
+        arena = slot(0)
+        ins = [slot(1 + i) for i in range(len(g.inputs))]
+        outs = [slot(1 + len(g.inputs) + j) for j in range(len(self.out_values))]
+        scratch = b.gep(arena, [i64(self.scratch_offset())], inbounds=True, source_etype=I8)
+
+        def ptr(v):
+            where, i = self.buffer(v)
+            if where == "in":
+                return ins[i]
+            if where == "out":
+                return outs[i]
+            return b.gep(arena, [i64(i)], inbounds=True, source_etype=I8)
+        for n, k in enumerate(g.nodes):
+            if k.attrs["kind"] == "view":
+                continue
+            kg = KernelGen(self, k, f"k{n}_{k.attrs['kind']}", self.direct.get(k.out.name, False))
+            fn = kg.build()
+            args = [ptr(v) for v in k.inputs] + [ptr(v) for v in k.outs] + [scratch, i64(0), i64(kg.extent())]
+            b.call(fn, args)
+        b.ret_void()
+        return self.module
+
+    def scratch_offset(self):
+        """Where the matmul scratch region starts: after the planned arena, aligned."""
+        from ...passes.memory import ALIGN, arena_bytes
+        return -(-arena_bytes(self.graph) // ALIGN) * ALIGN

@@ -1,0 +1,135 @@
+"""Index maps: how an output index of a movement op becomes an index into its input.
+
+An index is a list of i64 LLVM values, one per dimension. Maps that can fall outside their
+input (pad, concat, unfold's padding) also give a validity predicate; the input index they
+return is then clamped to 0 where invalid so the (discarded) load stays in bounds -- the value
+used there is the fill value, selected by the caller.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from .types import I1, i64
+
+
+def strides(shape):
+    s, acc = [], 1
+    for n in reversed(shape):
+        s.append(acc)
+        acc *= n
+    return s[::-1]
+
+
+def linear(b, idx, shape):
+    """Row-major linear offset of idx in a buffer of `shape`."""
+    off = None
+    for i, n, st in zip(idx, shape, strides(shape)):
+        if n == 1:
+            continue
+        term = i if st == 1 else b.mul(i, i64(st))
+        off = term if off is None else b.add(off, term)
+    return i64(0) if off is None else off
+
+
+def delinearize(b, lin, shape):
+    out = []
+    for n, st in zip(shape, strides(shape)):
+        if n == 1:
+            out.append(i64(0))
+            continue
+        q = lin if st == 1 else b.udiv(lin, i64(st))
+        out.append(q if st * n >= _big(shape) else b.urem(q, i64(n)))
+    return out
+
+
+def _big(shape):
+    p = 1
+    for n in shape:
+        p *= n
+    return p
+
+
+def broadcast(idx, in_shape, out_shape):
+    lead = len(out_shape) - len(in_shape)
+    return [i64(0) if n == 1 else idx[d + lead] for d, n in enumerate(in_shape)]
+
+
+def reshape(b, idx, in_shape, out_shape):
+    a = [n for n in in_shape if n != 1]
+    c = [n for n in out_shape if n != 1]
+    if a == c:     # only unit dims inserted or removed: map the others one to one
+        src = iter(i for i, n in zip(idx, out_shape) if n != 1)
+        return [i64(0) if n == 1 else next(src) for n in in_shape]
+    return delinearize(b, linear(b, idx, out_shape), in_shape)
+
+
+def permute(idx, perm):
+    res = [None] * len(perm)
+    for i, p in enumerate(perm):
+        res[p] = idx[i]
+    return res
+
+
+def slice_(b, idx, starts, steps):
+    res = []
+    for i, a, s in zip(idx, starts, steps):
+        j = i if s == 1 else b.mul(i, i64(s))
+        res.append(j if a == 0 else b.add(j, i64(a)))
+    return res
+
+
+def _all(b, preds):
+    ok = ir.Constant(I1, 1)
+    for p in preds:
+        ok = b.and_(ok, p)
+    return ok
+
+
+def _clamp(b, idx, ok):
+    return [b.select(ok, i, i64(0)) for i in idx]
+
+
+def pad(b, idx, in_shape, lo, interior):
+    """Input index and validity of pad's output index (lo/interior per dim)."""
+    res, preds = [], []
+    for i, n, l, it in zip(idx, in_shape, lo, interior):
+        t = b.sub(i, i64(l)) if l else i
+        preds.append(b.icmp_signed(">=", t, i64(0)))
+        if it:
+            preds.append(b.icmp_signed("==", b.srem(t, i64(it + 1)), i64(0)))
+            t = b.sdiv(t, i64(it + 1))
+        preds.append(b.icmp_signed("<", t, i64(n)))
+        res.append(t)
+    ok = _all(b, preds)
+    return _clamp(b, res, ok), ok
+
+
+def concat_piece(b, idx, axis, offset, size):
+    """Index into the concat operand at [offset, offset + size) along axis, and whether idx is there."""
+    i = idx[axis]
+    t = b.sub(i, i64(offset)) if offset else i
+    ok = b.and_(b.icmp_signed(">=", t, i64(0)), b.icmp_signed("<", t, i64(size)))
+    res = list(idx)
+    res[axis] = b.select(ok, t, i64(0))
+    return res, ok
+
+
+def unfold(b, idx, in_shape, kernel, stride, padding, dilation, out_shape):
+    """[N, C*kh*kw, OH*OW] -> [N, C, H, W] (im2col) and validity (inside the unpadded image)."""
+    n, ck, l = idx
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    h, w = in_shape[2:]
+    ow = _out_size(w, kw, sw, pw, dw)
+    c = b.udiv(ck, i64(kh * kw))
+    r = b.urem(ck, i64(kh * kw))
+    ki, kj = b.udiv(r, i64(kw)), b.urem(r, i64(kw))
+    oy, ox = b.udiv(l, i64(ow)), b.urem(l, i64(ow))
+    y = b.sub(b.add(b.mul(oy, i64(sh)), b.mul(ki, i64(dh))), i64(ph))
+    x = b.sub(b.add(b.mul(ox, i64(sw)), b.mul(kj, i64(dw))), i64(pw))
+    ok = _all(b, [b.icmp_signed(">=", y, i64(0)), b.icmp_signed("<", y, i64(h)),
+                  b.icmp_signed(">=", x, i64(0)), b.icmp_signed("<", x, i64(w))])
+    return _clamp(b, [n, c, y, x], ok), ok
+
+
+def _out_size(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
