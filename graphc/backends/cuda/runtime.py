@@ -1,0 +1,177 @@
+"""The executable: one device arena, kernels compiled and launch configurations bound once.
+
+Device memory is ONE numba device array of uint8, laid out as
+
+    [ planned arena (the memory plan's arena+N offsets) | matmul scratch | inputs | fresh outputs ]
+
+(each region 256-byte aligned). Every buffer a kernel touches is a flat typed view
+`arena[off:off + nbytes].view(dtype)` made once at compile time, so a call is: copy the host
+inputs into their slots, run the pre-configured launches in schedule order, copy outputs back,
+and copy every state input the graph updated in place back into the caller's array.
+
+State is copied host -> device on every call (v1): the caller's numpy arrays are the truth and
+may have been changed between calls; keeping state device-resident needs device tensors in the
+framework (next step, see docs/cuda.md).
+"""
+from __future__ import annotations
+
+import linecache
+import time
+
+import numpy as np
+
+from . import _numba
+from .codegen import Config, generate
+
+ALIGN = 256
+_MODULES = {}      # generated source -> its namespace: the same graph compiles its kernels once
+
+
+def _module(source, name):
+    ns = _MODULES.get(source)
+    if ns is None:
+        fname = f"<graphc-cuda {name} {len(_MODULES)}>"
+        linecache.cache[fname] = (len(source), None, source.splitlines(True), fname)
+        ns = {}
+        exec(compile(source, fname, "exec"), ns)
+        _MODULES[source] = ns
+    return ns
+
+
+def _align(n):
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+class CudaExecutable:
+    """callable(list of host arrays in graph.inputs order) -> [outputs..., update values...]."""
+
+    def __init__(self, graph, cfg: Config | None = None):
+        from ...passes.memory import arena_bytes
+        cuda = _numba.cuda()
+        self.graph = graph
+        self.cfg = cfg or Config(simulator=_numba.simulator())
+        gens, self.source = generate(graph, self.cfg)
+        t0 = time.perf_counter()
+        ns = _module(self.source, graph.name)
+        self.producer = {v.name: k for k in graph.nodes for v in k.outs}
+        self.input_index = {v.name: i for i, v in enumerate(graph.inputs)}
+        # layout
+        off = _align(arena_bytes(graph))
+        scratch = max([kg.scratch.nbytes for _, kg in gens if getattr(kg, "scratch", None) is not None] or [0])
+        self._scratch_off, off = off, _align(off + scratch)
+        self._in_off = []
+        for v in graph.inputs:
+            self._in_off.append(off)
+            off = _align(off + v.type.nbytes)
+        self.out_values = [v for k in graph.nodes if k.op == "kernel"
+                           for v, b in zip(k.outs, k.attrs["buffers"]) if b == "out"]
+        self._out_off = {}
+        for v in self.out_values:
+            self._out_off[v.name] = off
+            off = _align(off + v.type.nbytes)
+        self.nbytes = max(off, ALIGN)
+        self.arena = cuda.device_array(self.nbytes, dtype=np.uint8)
+        self._in_views = [self._view(o, v.type) for o, v in zip(self._in_off, graph.inputs)]
+        # launches, bound once
+        self.launches = []
+        for k, kg in gens:
+            for ln in kg.launches:
+                args = [self._view(self._scratch_off, v[1]) if isinstance(v, tuple) else self.device_view(v)
+                        for v in ln.operands]
+                fn = ns[ln.name]
+                self.launches.append((ln.name, fn[ln.grid, ln.block], args))
+        self.compile_seconds = time.perf_counter() - t0
+        self._results = [self._result(v) for v in list(graph.outputs) + [v for _, v in graph.updates]]
+        self._written = sorted({self.input_index[b[6:]] for k in graph.nodes if k.op == "kernel"
+                                for b in k.attrs["buffers"] if b.startswith("state:")})
+
+    # -- buffers
+    def _view(self, off, t):
+        flat = self.arena[off:off + max(t.nbytes, t.dtype.itemsize)]
+        return flat.view(t.dtype.np)[:t.numel] if t.numel else flat.view(t.dtype.np)[:0]
+
+    def where(self, v):
+        """("in", i) | ("arena", byte offset) | ("out", byte offset) for graph value v."""
+        if v.name in self.input_index:
+            return ("in", self.input_index[v.name])
+        k = self.producer[v.name]
+        buf = k.attrs["buffers"][k.outs.index(v)]
+        if buf == "view":
+            return self.where(k.inputs[0])
+        if buf.startswith("arena+"):
+            return ("arena", int(buf[6:]))
+        if buf.startswith("state:"):
+            return ("in", self.input_index[buf[6:]])
+        if buf == "out":
+            return ("out", self._out_off[v.name])
+        raise NotImplementedError(f"cuda backend: kernel %{k.out.name}: unknown buffer {buf!r}")
+
+    def device_view(self, v):
+        kind, x = self.where(v)
+        off = self._in_off[x] if kind == "in" else x
+        return self._view(off, v.type)
+
+    def _result(self, v):
+        kind, x = self.where(v)
+        shape, t = tuple(v.type.shape), v.type
+        if kind == "in":     # an input returned, or state updated in place: the caller's array
+            return lambda ins, i=x: ins[i] if ins[i].shape == shape else ins[i].reshape(shape)
+        view = self._view(self._in_off[x] if kind == "in" else x, t)
+        return lambda ins: view.copy_to_host().reshape(shape) if t.numel else np.empty(shape, t.dtype.np)
+
+    # -- running
+    def __call__(self, arrays):
+        g = self.graph
+        if len(arrays) != len(g.inputs):
+            raise ValueError(f"{g.name}: expected {len(g.inputs)} inputs, got {len(arrays)}")
+        ins = []
+        for k, (a, v) in enumerate(zip(arrays, g.inputs)):
+            a = a if isinstance(a, np.ndarray) else np.asarray(a)
+            if tuple(a.shape) != v.type.shape or a.dtype != v.type.dtype.np:
+                raise ValueError(f"{g.name}: input %{v.name} expects {v.type}, got {a.dtype}{list(a.shape)}")
+            if a.size:
+                self._in_views[k].copy_to_device(np.ascontiguousarray(a).reshape(-1))
+            ins.append(a)
+        self.run_device()
+        for i in self._written:          # state updated in place on the device -> caller's array
+            a = ins[i]
+            if a.size:
+                host = self._in_views[i].copy_to_host()
+                if a.flags.c_contiguous:
+                    a.reshape(-1)[...] = host
+                else:
+                    a[...] = host.reshape(a.shape)
+        return [r(ins) for r in self._results]
+
+    def run_device(self):
+        """Every launch, in schedule order, on the data already on the device (no copies)."""
+        for _, launch, args in self.launches:
+            launch(*args)
+
+    def synchronize(self):
+        _numba.cuda().synchronize()
+
+    def cuda_source(self) -> str:
+        return self.source
+
+
+def ptx(graph, cfg: Config | None = None, cc=(9, 0)):
+    """{launch name: PTX} for every kernel of a planned graph, compiled for compute capability
+    `cc` without a GPU (numba-cuda needs NVVM: pip install "numba-cuda[cu13]"). Checks that the
+    generated source types and compiles for the real target, where the simulator cannot."""
+    cuda = _numba.cuda()
+    from numba import types
+    cfg = cfg or Config(simulator=False)
+    gens, source = generate(graph, cfg)
+    ns = {}
+    exec(compile(source, f"<graphc-cuda {graph.name} ptx>", "exec"), ns)
+    scalar = {"float32": types.float32, "float64": types.float64, "int64": types.int64, "bool": types.boolean}
+    res = {}
+    for _, kg in gens:
+        for ln in kg.launches:
+            sig = []
+            for v in ln.operands:
+                t = v[1] if isinstance(v, tuple) else v.type
+                sig.append(types.Array(scalar[t.dtype.np.name], 1, "C"))
+            res[ln.name], _ = cuda.compile_ptx(ns[ln.name].py_func, tuple(sig), cc=cc)
+    return res
