@@ -829,7 +829,13 @@ class CompiledFunction:
         return _pass_manager.run_passes(graph, enabled=self.pass_switches, dump_dir=self.dump)
 
     def _backend_compile(self, graph):
-        return _backends.get(self.backend)(graph, **self.backend_options)
+        exe = _backends.get(self.backend)(graph, **self.backend_options)
+        if self.dump and self.backend == "llvm":     # the native code next to the IR dumps
+            os.makedirs(self.dump, exist_ok=True)
+            for ext, attr in (("llvm.ll", "llvm_ir"), ("s", "asm")):
+                with open(os.path.join(self.dump, f"{graph.name}.{ext}"), "w") as f:
+                    f.write(getattr(exe, attr))
+        return exe
 
     def _guards(self, trace, names, arg_leaves):
         guards = []
@@ -876,6 +882,20 @@ class CompiledFunction:
     def graph(self, *args, stage="final", **kwargs):
         return self.entry(*args, **kwargs).passes.stage(stage)
 
+    def _native(self, attr, args, kwargs):
+        if self.backend != "llvm":
+            raise ValueError(f"{self.name}: .{attr}() needs backend='llvm' (this function is compiled "
+                             f"with backend={self.backend!r})")
+        return getattr(self.entry(*args, **kwargs).exe, attr)
+
+    def llvm_ir(self, *args, **kwargs) -> str:
+        """The optimised LLVM IR of this signature's executable (backend="llvm" only)."""
+        return self._native("llvm_ir", args, kwargs)
+
+    def asm(self, *args, **kwargs) -> str:
+        """The native assembly of this signature's executable (backend="llvm" only)."""
+        return self._native("asm", args, kwargs)
+
     def stages(self, *args, **kwargs):
         return [n for n, _ in self.entry(*args, **kwargs).passes.stages]
 
@@ -917,6 +937,10 @@ class CompiledFunction:
         else:
             out.update(naive_bytes=None, arena_bytes=None, lower_bound_bytes=None, fresh_bytes=None)
         out["pass_ms"] = dict(passes.times_ms)
+        exe = self.entry(*args, **kwargs).fn._exe       # backend figures, once it has been built
+        for key in ("compile_ms", "cache_hit"):
+            if hasattr(exe, key):
+                out[key] = getattr(exe, key)
         return out
 
     def explain(self) -> str:
@@ -983,6 +1007,12 @@ class CompiledModule:
 
     def stats(self, *a, **k):
         return self._compiled.stats(*a, **k)
+
+    def llvm_ir(self, *a, **k):
+        return self._compiled.llvm_ir(*a, **k)
+
+    def asm(self, *a, **k):
+        return self._compiled.asm(*a, **k)
 
     def visualize(self, *a, **k):
         return self._compiled.visualize(*a, **k)

@@ -1,30 +1,44 @@
-"""The LLVM backend: a planned kernel graph -> one LLVM module -> native code (llvmlite MCJIT).
+"""The LLVM backend: a planned kernel graph -> one LLVM module -> native code (llvmlite).
 
     exe = graphc.backends.get("llvm")(planned_graph)
     exe([x, w, ...]) -> [outputs..., update values...]     # the interpreter's contract
     exe.llvm_ir, exe.asm                                     # what runs
+    exe.compile_ms, exe.cache_hit, exe.threads               # how it was built
+
+Settings read when an executable is built: GRAPHC_NUM_THREADS (default: the CPUs available),
+GRAPHC_BOUNDS_CHECK=1 (checked loads/stores/indices/division), GRAPHC_CACHE_DIR (object-code
+cache, default ~/.cache/graphc/llvm; "off" disables), GRAPHC_PAR_THRESHOLD (elements of work
+below which a kernel stays serial, default 32768), GRAPHC_PAR_EPILOGUES=1 (matmul epilogues in
+parallel too). Keyword options threads=, checks= override.
 
 See docs/llvm.md. Modules: types (dtypes as LLVM types), scalar (elementwise math),
 indexing (index maps of movement ops), codegen (kernels -> functions, the entry), runtime
-(JIT, BLAS symbols, the executable).
+(JIT, BLAS/libgomp symbols, the disk cache, the executable).
 """
 from __future__ import annotations
 
 from .. import register
 
 
-def compile(graph, **options):
+def compile(graph, threads=None, checks=None, **options):
     """Compile a fused, memory-planned graph; NotImplementedError (naming the kernel and op)
     for anything it cannot run exactly."""
+    from . import runtime as R
     from .codegen import ModuleBuilder
-    from .runtime import GEMM, LLVMExecutable
     if not graph.nodes or any("buffers" not in n.attrs for n in graph.nodes):
         if graph.nodes:
             raise NotImplementedError("llvm backend: the graph is not memory-planned (a node has no "
                                       "`buffers`); run the pass pipeline first")
-    mb = ModuleBuilder(graph, GEMM)
-    module = mb.build()
-    return LLVMExecutable(graph, mb, module)
+    st = R.init()
+    threads = R.num_threads() if threads is None else max(1, int(threads))
+    if not st["gomp"]:
+        threads = 1
+    checks = R.bounds_check() if checks is None else bool(checks)
+    threshold = R.par_threshold()
+    epilogues = R.parallel_epilogues()
+    mb = ModuleBuilder(graph, R.GEMM, threads=threads, checks=checks, threshold=threshold, epilogues=epilogues)
+    opts = {"threads": threads, "checks": checks, "threshold": threshold, "epilogues": epilogues}
+    return R.LLVMExecutable(graph, mb, opts)
 
 
 register("llvm", compile)

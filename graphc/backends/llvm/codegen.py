@@ -5,12 +5,15 @@ Every kernel becomes an internal function
     void kN(ptr in0, ..., ptr out0, ..., ptr scratch, i64 lo, i64 hi)
 
 whose outermost loop runs over [lo, hi) of its first parallel dimension (the output's first dim
-for pointwise and matmul-epilogue loops, the first outer dim of a reduction): the entry calls it
-with the whole range today; a parallel runtime can split the range across threads tomorrow.
+for pointwise and matmul-epilogue loops, the first outer dim of a reduction). The entry calls a
+small kernel with the whole range; a large one through `kN_par(data)` under libgomp's
+GOMP_parallel, whose threads take chunks of the range (ModuleBuilder.parallel).
 
 The entry function `graphc_main(ptr slots)` reads the pointer table slots = [arena, inputs...,
 fresh outputs...], resolves every kernel operand from the memory plan (`buffers`: arena+N,
-out, state:S, view) and calls the kernels in graph order.
+out, state:S, view) and calls the kernels in graph order. In checks mode (GRAPHC_BOUNDS_CHECK)
+every load/store offset, gather/scatter index and integer divisor is checked; a failure sets
+the global graphc_err and returns (KernelGen.check), and the entry returns after that kernel.
 
 Inside a loop body, `Evaluator` computes a body value at an index by walking the body graph:
 movement ops remap the index (indexing.py), elementwise ops combine their inputs' values at the
@@ -32,6 +35,7 @@ SOURCES = ("iota", "full", "constant", "uniform", "take_along_axis")
 POINTWISE_OPS = set(S.ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)
 OPAQUE_OPS = ("scatter_add", "fold")
 ENTRY = "graphc_main"
+ERRORS = "graphc_err"          # i64 check code (1-based, 0: none); graphc_err_value: the offending value
 
 
 def unsupported(kernel, op, why=""):
@@ -82,6 +86,28 @@ def check_kernel(k):
         raise unsupported(k, "multi-output", f"outputs of different shapes {sorted(shapes)}")
 
 
+def kernel_extent(k):
+    """The outer range [0, extent) a kernel function's [lo, hi) splits."""
+    kind = k.attrs["kind"]
+    body = k.body
+    if kind == "reduction":
+        shape, axes = _space(next(n for n in body.nodes if n.op in REDUCTIONS))
+        outer = [s for d, s in enumerate(shape) if d not in axes]
+        return outer[0] if outer else 1
+    if kind == "opaque":
+        return 1
+    shape = body.outputs[0].type.shape
+    return shape[0] if shape else 1
+
+
+def kernel_work(k):
+    """Elements a kernel visits: its output (pointwise) or its reduced space (reduction)."""
+    if k.attrs["kind"] == "reduction":
+        shape, _ = _space(next(n for n in k.body.nodes if n.op in REDUCTIONS))
+        return int(np.prod(shape, dtype=np.int64)) * max(1, len(k.body.outputs))
+    return int(np.prod(k.body.outputs[0].type.shape, dtype=np.int64))
+
+
 def _space(n):
     axes = (n.attrs["axis"],) if n.op == "argmax" else tuple(n.attrs["axes"])
     return tuple(n.inputs[0].type.shape), tuple(sorted(axes))
@@ -109,7 +135,7 @@ class Evaluator:
         return r
 
     def load(self, v, idx):
-        return self.kg.load(self.ptrs[v.name], v.type, idx)
+        return self.kg.load(self.ptrs[v.name], v.type, idx, f"read of %{v.name}")
 
     def _at(self, v, idx):
         b = self.b
@@ -123,6 +149,9 @@ class Evaluator:
         op, ins, a = p.op, p.inputs, p.attrs
         if op in S.ELEMENTWISE:
             args = [self.at(x, idx) for x in ins]
+            if op in ("floor_divide", "remainder") and self.kg.checks and not is_float(ins[1].type.dtype) \
+                    and not is_bool(ins[1].type.dtype):
+                self.kg.check(b.icmp_signed("!=", args[1], i64(0)), f"{op} (%{v.name})", 0, args[1], "div")
             return S.emit(b, op, ins[-1].type.dtype, v.type.dtype, args, a)
         if op == "broadcast_to":
             return self.at(ins[0], IX.broadcast(idx, ins[0].type.shape, v.type.shape))
@@ -157,7 +186,10 @@ class Evaluator:
             return b.select(ok, self.at(ins[0], j), const(v.type.dtype, a["value"]))
         if op == "take_along_axis":
             j = list(idx)
-            j[a["axis"]] = self.at(ins[1], idx)      # indices assumed valid (checks mode: next)
+            ax = a["axis"]
+            j[ax] = self.at(ins[1], idx)      # indices are assumed valid unless checks are on
+            n = ins[0].type.shape[ax]
+            self.kg.check_index(j[ax], n, f"take_along_axis index along axis {ax} (%{v.name})")
             return self.at(ins[0], j)
         if op == "iota":
             i = idx[a["axis"]]
@@ -197,10 +229,13 @@ def _mix64(b, x):
 class KernelGen:
     """Builds the function of one kernel node."""
 
-    def __init__(self, mb, kernel, name, direct_matmul):
+    def __init__(self, mb, kernel, name, direct_matmul, part=None):
         self.mb = mb
+        self.part = part                    # matmul kernels: "gemm" or "epilogue" only (parallel epilogue)
         self.kernel = kernel
         self.direct_matmul = direct_matmul
+        self.checks = mb.checks
+        self.label = f"%{kernel.out.name} ({kernel.attrs.get('kind')}, {name})"
         body = kernel.body
         n_in, n_out = len(body.inputs), len(body.outputs)
         fnty = ir.FunctionType(VOID, [PTR] * (n_in + n_out + 1) + [I64, I64])
@@ -228,17 +263,41 @@ class KernelGen:
         with self.b.goto_block(self.entry):
             return self.b.alloca(t)
 
-    def load(self, ptr, ttype, idx):
+    def check(self, ok, what, limit, value, kind="index"):
+        """Checks mode: unless `ok`, record (check code, value) in graphc_err and return from
+        the kernel (the entry returns after it; Python raises naming the kernel and `what`)."""
+        b = self.b
+        fail = self.fn.append_basic_block("check.fail")
+        cont = self.fn.append_basic_block("check.ok")
+        b.cbranch(ok, cont, fail)
+        b.position_at_end(fail)
+        code = self.mb.add_check(self.label, what, limit, kind)
+        b.store(i64(code), self.mb.errors())
+        b.store(value, self.mb.errors(ERRORS + "_value"))
+        b.ret_void()
+        b.position_at_end(cont)
+
+    def check_index(self, i, n, what):
+        if self.checks:
+            self.check(self.b.icmp_unsigned("<", i, i64(n)), what, n, i)
+
+    def _offset(self, ttype, idx, what):
+        off = IX.linear(self.b, idx, ttype.shape)
+        if self.checks:
+            self.check_index(off, ttype.numel, f"{what} {ttype}: linear offset")
+        return off
+
+    def load(self, ptr, ttype, idx, what="read"):
         b = self.b
         m = mem(ttype.dtype)
-        p = b.gep(ptr, [IX.linear(b, idx, ttype.shape)], inbounds=True, source_etype=m)
+        p = b.gep(ptr, [self._offset(ttype, idx, what)], inbounds=True, source_etype=m)
         x = b.load(p, typ=m)
         return b.icmp_unsigned("!=", x, ir.Constant(I8, 0)) if is_bool(ttype.dtype) else x
 
-    def store(self, ptr, ttype, idx, val):
+    def store(self, ptr, ttype, idx, val, what="write"):
         b = self.b
         m = mem(ttype.dtype)
-        p = b.gep(ptr, [IX.linear(b, idx, ttype.shape)], inbounds=True, source_etype=m)
+        p = b.gep(ptr, [self._offset(ttype, idx, what)], inbounds=True, source_etype=m)
         b.store(b.zext(val, I8) if is_bool(ttype.dtype) else val, p)
 
     def for_range(self, lo, hi, body):
@@ -277,16 +336,7 @@ class KernelGen:
     # -- kinds
     def extent(self):
         """The range the entry passes as [lo, hi)."""
-        kind = self.kernel.attrs["kind"]
-        body = self.kernel.body
-        if kind == "reduction":
-            shape, axes = _space(next(n for n in body.nodes if n.op in REDUCTIONS))
-            outer = [s for d, s in enumerate(shape) if d not in axes]
-            return outer[0] if outer else 1
-        if kind == "opaque":
-            return 1
-        shape = body.outputs[0].type.shape
-        return shape[0] if shape else 1
+        return kernel_extent(self.kernel)
 
     def _pointwise(self, extra=None, outputs=None):
         body = self.kernel.body
@@ -400,10 +450,11 @@ class KernelGen:
         else:
             target = self.scratch
         a, c = mm.inputs
-        self.mb.gemm(self, self.in_ptrs[a.name], self.in_ptrs[c.name], target, a.type, c.type,
-                     mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False))
+        if self.part != "epilogue":
+            self.mb.gemm(self, self.in_ptrs[a.name], self.in_ptrs[c.name], target, a.type, c.type,
+                         mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False))
         epi = [o for o in outs if not (o is mm.out and self.direct_matmul)]
-        if epi:
+        if epi and self.part != "gemm":
             self._pointwise(extra={mm.out.name: target}, outputs=epi)
 
     def _opaque(self):
@@ -421,6 +472,7 @@ class KernelGen:
         def add(i):
             j = list(i)
             j[axis] = self.load(self.in_ptrs[idx.name], idx.type, i)
+            self.check_index(j[axis], x.type.shape[axis], f"scatter_add index along axis {axis} (%{node.out.name})")
             s = self.load(self.in_ptrs[src.name], src.type, i)
             cur = self.load(out, x.type, j)
             self.store(out, x.type, j, b.fadd(cur, s) if is_float(x.type.dtype) else b.add(cur, s))
@@ -458,11 +510,13 @@ class KernelGen:
 class ModuleBuilder:
     """One LLVM module for one planned graph: a function per kernel, and the entry."""
 
-    def __init__(self, graph, gemm_symbols):
+    def __init__(self, graph, gemm_symbols, threads=1, checks=False, threshold=32768, epilogues=False):
         self.graph = graph
         self.gemm_symbols = gemm_symbols     # {"float32": name, "float64": name}
-        self.module = ir.Module(name=graph.name)
-        self._consts = 0
+        self.threads = threads               # > 1: large kernels run under GOMP_parallel
+        self.checks = checks                 # compile bounds / division checks (GRAPHC_BOUNDS_CHECK)
+        self.threshold = threshold
+        self.epilogues = epilogues           # also run large matmul epilogues in parallel (the GEMM stays serial)
         for k in graph.nodes:
             check_kernel(k)
         self.producer = {v.name: k for k in graph.nodes for v in k.outs}
@@ -476,6 +530,73 @@ class ModuleBuilder:
                 if not d:
                     mm = next(n for n in k.body.nodes if n.op == "matmul")
                     self.scratch_bytes = max(self.scratch_bytes, mm.out.type.nbytes)
+        self.parallel_names = [f"k{n}_{k.attrs['kind']}" + ("_epilogue" if k.attrs["kind"] == "matmul" else "")
+                               for n, k in enumerate(graph.nodes) if self.parallel(k)]
+
+    # -- parallel execution
+    def parallel(self, k):
+        """Run kernel k under GOMP_parallel? Pointwise, reduction and matmul kernels whose outer
+        range has at least 2 points and whose work (elements visited) reaches the threshold. Matmul kernels
+        run their GEMM serially (OpenBLAS runs its own threads: no nesting) and only their
+        elementwise epilogue in parallel; opaque kernels accumulate and stay serial."""
+        kind = k.attrs["kind"]
+        if self.threads <= 1 or kind not in ("pointwise", "reduction", "matmul"):
+            return False
+        if kind == "matmul" and not (self.epilogues and self.epilogue_outputs(k)):
+            return False
+        if kernel_extent(k) < 2:
+            return False
+        return kernel_work(k) >= self.threshold
+
+    def epilogue_outputs(self, k):
+        """The outputs a matmul kernel's elementwise epilogue stores (all but a direct GEMM result)."""
+        mm = next(n for n in k.body.nodes if n.op == "matmul")
+        direct = self.direct.get(k.out.name, False)
+        return [o for o in k.body.outputs if not (o is mm.out and direct)]
+
+    def _parallel_wrapper(self, fn, n_ptrs, extent):
+        """void kN_par(ptr data): data = [ptr x n_ptrs, i64 counter]. The range [0, extent) is cut
+        into chunks (about 4 per thread); each thread takes the next chunk with an atomic
+        increment of the counter until none is left, so a thread the OS deschedules delays the
+        region by one chunk at most. Which thread computes a row never changes its value."""
+        w = ir.Function(self.module, ir.FunctionType(VOID, [PTR]), name=fn.name + "_par")
+        w.linkage = "internal"
+        b = ir.IRBuilder(w.append_basic_block("entry"))
+        data = w.args[0]
+        ptrs = [b.load(b.gep(data, [i64(i)], inbounds=True, source_etype=PTR), typ=PTR) for i in range(n_ptrs)]
+        counter = b.gep(data, [i64(n_ptrs)], inbounds=True, source_etype=PTR)
+        nchunks = min(extent, 4 * self.threads)
+        chunk = -(-extent // nchunks)
+        nchunks = -(-extent // chunk)
+        head = w.append_basic_block("next")
+        work = w.append_basic_block("work")
+        done = w.append_basic_block("done")
+        b.branch(head)
+        b.position_at_end(head)
+        c = b.atomic_rmw("add", counter, i64(1), "monotonic")
+        b.cbranch(b.icmp_signed("<", c, i64(nchunks)), work, done)
+        b.position_at_end(work)
+        lo = b.mul(c, i64(chunk))
+        hi = b.add(lo, i64(chunk))
+        hi = b.select(b.icmp_signed("<", hi, i64(extent)), hi, i64(extent))
+        b.call(fn, ptrs + [lo, hi])
+        b.branch(head)
+        b.position_at_end(done)
+        b.ret_void()
+        return w
+
+    # -- checks
+    def add_check(self, kernel, what, limit, kind):
+        self.check_table.append((kernel, what, limit, kind))
+        return len(self.check_table)
+
+    def errors(self, name=ERRORS):
+        """The i64 globals graphc_err (check code, 0: none) and graphc_err_value (the offending value)."""
+        g = self.module.globals.get(name)
+        if g is None:
+            g = ir.GlobalVariable(self.module, I64, name=name)
+            g.initializer = i64(0)
+        return g
 
     # -- buffers
     def buffer(self, v):
@@ -575,7 +696,14 @@ class ModuleBuilder:
 
     # -- everything
     def build(self):
+        """A fresh module (callable more than once: a disk-cache hit builds only on demand)."""
         g = self.graph
+        self.module = ir.Module(name=g.name)
+        self._consts = 0
+        self.check_table = []
+        if self.checks:
+            self.errors()
+            self.errors(ERRORS + "_value")
         fnty = ir.FunctionType(VOID, [PTR])
         main = ir.Function(self.module, fnty, name=ENTRY)
         b = ir.IRBuilder(main.append_basic_block("entry"))
@@ -598,10 +726,30 @@ class ModuleBuilder:
         for n, k in enumerate(g.nodes):
             if k.attrs["kind"] == "view":
                 continue
-            kg = KernelGen(self, k, f"k{n}_{k.attrs['kind']}", self.direct.get(k.out.name, False))
-            fn = kg.build()
-            args = [ptr(v) for v in k.inputs] + [ptr(v) for v in k.outs] + [scratch, i64(0), i64(kg.extent())]
-            b.call(fn, args)
+            name = f"k{n}_{k.attrs['kind']}"
+            direct = self.direct.get(k.out.name, False)
+            ptrs = [ptr(v) for v in k.inputs] + [ptr(v) for v in k.outs] + [scratch]
+            extent = kernel_extent(k)
+            if not self.parallel(k):
+                b.call(KernelGen(self, k, name, direct).build(), ptrs + [i64(0), i64(extent)])
+            else:
+                if k.attrs["kind"] == "matmul":     # the GEMM on this thread (OpenBLAS threads it), then
+                    b.call(KernelGen(self, k, name, direct, part="gemm").build(), ptrs + [i64(0), i64(extent)])
+                    fn = KernelGen(self, k, name + "_epilogue", direct, part="epilogue").build()
+                else:                               # the epilogue across the threads
+                    fn = KernelGen(self, k, name, direct).build()
+                wrapper = self._parallel_wrapper(fn, len(ptrs), extent)
+                with b.goto_entry_block():
+                    data = b.alloca(PTR, size=len(ptrs) + 1)
+                for i, p in enumerate(ptrs):
+                    b.store(p, b.gep(data, [i64(i)], inbounds=True, source_etype=PTR))
+                b.store(i64(0), b.gep(data, [i64(len(ptrs))], inbounds=True, source_etype=PTR))   # chunk counter
+                gomp = S.function(self.module, "GOMP_parallel", VOID, [PTR, PTR, I32, I32])
+                b.call(gomp, [wrapper, data, ir.Constant(I32, self.threads), ir.Constant(I32, 0)])
+            if self.checks:
+                code = b.load(self.errors(), typ=I64)
+                with b.if_then(b.icmp_signed("!=", code, i64(0)), likely=False):
+                    b.ret_void()
         b.ret_void()
         return self.module
 

@@ -1,24 +1,100 @@
-"""JIT compilation (MCJIT, native CPU), the BLAS symbols, and the executable.
+"""JIT compilation (native CPU), the BLAS/libm/libgomp symbols, the object-code disk cache, and
+the executable.
 
 BLAS: numpy's wheel bundles OpenBLAS built with 64-bit integers and a `scipy_` symbol prefix
 (numpy.libs/libscipy_openblas64_*.so: scipy_cblas_sgemm64_, scipy_cblas_dgemm64_). We dlopen
 it with RTLD_GLOBAL and hand the addresses to LLVM with add_symbol, so generated code calls it
-directly. libm symbols (tanhf, erff, ...) resolve from the process.
+directly. libm symbols (tanhf, erff, ...) resolve from the process; libgomp's GOMP_parallel,
+omp_get_thread_num and omp_get_num_threads are registered the same way (parallel kernels).
+
+Compilation: the module is optimised (O3 pipeline), lowered to an object file with a native
+target machine (tm.emit_object) and the object is loaded into an MCJIT engine
+(add_object_file). The object is cached on disk under a key hashing everything that decides
+the code (see `cache_key`), so a second process only loads it.
 """
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import glob
+import hashlib
 import os
+import tempfile
 import threading
+import time
 
 import numpy as np
 
 _LOCK = threading.Lock()
 _STATE = {}
 GEMM = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
+CODEGEN_VERSION = "graphc-llvm-5"     # bump when codegen changes what a cached object means
+PAR_THRESHOLD = 32768                  # elements of work below which a kernel stays serial
 
 
+class _Log:
+    """The `kernels` channel of graphc.logs (GRAPHC_LOG=kernels)."""
+
+    @staticmethod
+    def info(msg, *args):
+        from ...logs import log
+        log("kernels", msg, *args)
+
+
+_log = _Log()
+
+
+class LLVMRuntimeError(RuntimeError):
+    """A check compiled in by GRAPHC_BOUNDS_CHECK=1 failed inside generated code."""
+
+
+class BoundsError(LLVMRuntimeError, IndexError):
+    """An index (gather/scatter index, computed offset) outside its buffer (GRAPHC_BOUNDS_CHECK=1)."""
+
+
+class DivisionByZero(LLVMRuntimeError, ZeroDivisionError):
+    """Integer division by zero (GRAPHC_BOUNDS_CHECK=1)."""
+
+
+# ---- settings (read when an executable is built) ------------------------------------------------------
+def num_threads() -> int:
+    """GRAPHC_NUM_THREADS, default: the CPUs this process may run on."""
+    v = os.environ.get("GRAPHC_NUM_THREADS", "").strip()
+    if v:
+        try:
+            return max(1, int(v))
+        except ValueError:
+            raise ValueError(f"GRAPHC_NUM_THREADS={v!r}: expected a positive integer") from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def bounds_check() -> bool:
+    return os.environ.get("GRAPHC_BOUNDS_CHECK", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def par_threshold() -> int:
+    v = os.environ.get("GRAPHC_PAR_THRESHOLD", "").strip()
+    return int(v) if v else PAR_THRESHOLD
+
+
+def parallel_epilogues() -> bool:
+    """GRAPHC_PAR_EPILOGUES=1: run large matmul epilogues in parallel as well (off by default:
+    right after a GEMM, OpenBLAS's worker threads still spin on the cores, see docs/llvm.md)."""
+    return os.environ.get("GRAPHC_PAR_EPILOGUES", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cache_dir():
+    """GRAPHC_CACHE_DIR (empty or "off": no disk cache), default ~/.cache/graphc/llvm."""
+    v = os.environ.get("GRAPHC_CACHE_DIR")
+    if v is not None and v.strip().lower() in ("", "0", "off", "none"):
+        return None
+    return v or os.path.join(os.path.expanduser("~"), ".cache", "graphc", "llvm")
+
+
+# ---- process-wide initialisation ------------------------------------------------------------------------
 def _openblas_path():
     base = os.path.dirname(os.path.dirname(np.__file__))
     for pat in ("numpy.libs/libscipy_openblas64_*.so*", "numpy.libs/libopenblas64_*.so*",
@@ -29,11 +105,49 @@ def _openblas_path():
     return None
 
 
+def _load_gomp(llvm):
+    """libgomp with RTLD_GLOBAL, its entry points registered with LLVM; None if unavailable."""
+    cands = [ctypes.util.find_library("gomp"), "libgomp.so.1"]
+    try:   # a copy bundled with a wheel (scikit-learn, torch, ...)
+        import site
+        for d in site.getsitepackages():
+            cands += sorted(glob.glob(os.path.join(d, "*.libs", "libgomp*.so*")))
+    except Exception:   # pragma: no cover
+        pass
+    # libgomp reads its settings when it is loaded. Its default (spin ~300K iterations at each
+    # barrier) burns the cores OpenBLAS's threads and other processes need between kernels;
+    # spin briefly, then sleep, unless the user chose otherwise.
+    ours = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+    try:
+        return _dlopen_gomp(llvm, cands)
+    finally:
+        if ours:
+            os.environ.pop("GOMP_SPINCOUNT", None)
+
+
+def _dlopen_gomp(llvm, cands):
+    for c in cands:
+        if not c:
+            continue
+        try:
+            lib = ctypes.CDLL(c, mode=ctypes.RTLD_GLOBAL)
+            for sym in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"):
+                llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
+            return lib
+        except (OSError, AttributeError):
+            continue
+    _log.info("llvm backend: libgomp not found; kernels run serially")
+    return None
+
+
 def init():
-    """Initialise LLVM once; the native target machine, and the BLAS/libm symbols."""
+    """Initialise LLVM once; the native target, and the BLAS/libm/libgomp symbols."""
     with _LOCK:
         if _STATE:
             return _STATE
+        import llvmlite
         import llvmlite.binding as llvm
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
@@ -47,66 +161,176 @@ def init():
         for sym in ("tanh", "tanhf", "erf", "erff", "exp", "expf", "log", "logf", "sin", "sinf",
                     "cos", "cosf", "pow", "powf", "fmod", "fmodf", "floor", "floorf"):
             llvm.add_symbol(sym, ctypes.cast(getattr(libm, sym), ctypes.c_void_p).value)
-        _STATE.update(llvm=llvm, blas=path, libs=(lib, libm))
+        gomp = _load_gomp(llvm)
+        cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        _STATE.update(llvm=llvm, blas=path, libs=(lib, libm, gomp), gomp=gomp is not None,
+                      triple=llvm.get_process_triple(), cpu=cpu, features=features,
+                      versions=f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info}")
         return _STATE
 
 
 def target_machine():
     """A native target machine (host CPU and features). One per JIT: the MCJIT engine takes
     ownership of the target machine it is given, so none is shared."""
-    llvm = init()["llvm"]
-    target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                        features=llvm.get_host_cpu_features().flatten(),
-                                        opt=3, codemodel="jitdefault")
+    st = init()
+    llvm = st["llvm"]
+    target = llvm.Target.from_triple(st["triple"])
+    return target.create_target_machine(cpu=st["cpu"], features=st["features"], opt=3, codemodel="jitdefault")
 
 
-def jit(ir_module, entry):
-    """Optimise (O3 pipeline) and JIT-compile; (engine, entry address, optimised IR, assembly)."""
-    llvm = init()["llvm"]
+def cache_key(graph_text, options):
+    """sha256 of what decides the object code: the printed planned graph, the codegen options
+    (threads, checks, threshold), the target (triple, CPU, features), llvmlite/LLVM versions, the
+    BLAS symbols and CODEGEN_VERSION."""
+    st = init()
+    h = hashlib.sha256()
+    for part in (CODEGEN_VERSION, st["versions"], st["triple"], st["cpu"], st["features"],
+                 repr(sorted(options.items())), repr(sorted(GEMM.items())), graph_text):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def optimise_and_emit(ir_module):
+    """O3 pipeline, then native object code; (object bytes, optimised IR text)."""
+    st = init()
+    llvm = st["llvm"]
     tm = target_machine()
-    ir_module.triple = llvm.get_process_triple()
+    ir_module.triple = st["triple"]
     ir_module.data_layout = str(tm.target_data)
     mod = llvm.parse_assembly(str(ir_module))
     mod.verify()
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
-    text, asm = str(mod), tm.emit_assembly(mod)
-    engine = llvm.create_mcjit_compiler(mod, tm)
+    return tm.emit_object(mod), str(mod)
+
+
+def load_object(obj):
+    """An MCJIT engine holding the object code (relocated against the registered symbols)."""
+    st = init()
+    llvm = st["llvm"]
+    tm = target_machine()
+    empty = llvm.parse_assembly(f'target triple = "{st["triple"]}"\n')
+    engine = llvm.create_mcjit_compiler(empty, tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
-    addr = engine.get_function_address(entry)
-    return engine, addr, text, asm
+    return engine
 
 
+def emit_assembly(ir_text):
+    st = init()
+    mod = st["llvm"].parse_assembly(ir_text)
+    return target_machine().emit_assembly(mod)
+
+
+def _cache_read(d, key):
+    if d is None:
+        return None
+    try:
+        with open(os.path.join(d, key + ".o"), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _cache_write(d, key, obj, ir_text):
+    if d is None:
+        return
+    try:
+        os.makedirs(d, exist_ok=True)
+        for ext, data in ((".ll", ir_text.encode()), (".o", obj)):     # .o last: it marks the entry complete
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(d, key + ext))
+    except OSError as e:     # a read-only home must not break compilation
+        _log.info("llvm backend: could not write the object cache in %s: %s", d, e)
+
+
+# ---- the executable -------------------------------------------------------------------------------------
 _ENTRY_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 class LLVMExecutable:
     """callable(list of input arrays, in graph.inputs order) -> [outputs..., update values...].
 
-    One ctypes call per invocation: the pointer table [arena, inputs..., fresh outputs...] is
-    filled in Python and the generated entry runs every kernel. `.llvm_ir` is the optimised
-    module, `.llvm_ir_unoptimized` what codegen emitted, `.asm` the native assembly."""
+    One ctypes call per invocation: the pointer table [arena, inputs..., fresh outputs...]
+    (allocated once, refilled per call) is handed to the generated entry, which runs every
+    kernel. `.llvm_ir` is the optimised module, `.llvm_ir_unoptimized` what codegen emitted,
+    `.asm` the native assembly (the last two computed on first use). `.compile_ms` is what
+    building this executable cost, `.cache_hit` whether its object code came from the disk
+    cache, `.threads` / `.parallel_kernels` / `.checks` how it was generated."""
 
-    def __init__(self, graph, builder, ir_module):
+    def __init__(self, graph, builder, options):
+        t0 = time.perf_counter()
+        from ...ir import print_graph
         self.graph = graph
-        self.llvm_ir_unoptimized = str(ir_module)
-        self._engine, addr, self.llvm_ir, self.asm = jit(ir_module, builder_entry())
-        self._fn = _ENTRY_T(addr)
+        self._builder = builder
+        self.options = dict(options)
+        self.threads = options["threads"]
+        self.checks = options["checks"]
+        self.cache_dir = cache_dir()
+        self.cache_key = cache_key(print_graph(graph), options)
+        obj = _cache_read(self.cache_dir, self.cache_key)
+        self.cache_hit = obj is not None
+        self._ir_text = self._ir_unopt = self._asm = None
+        if obj is None or self.checks:     # checks: the build also makes the table of check messages
+            module = builder.build()
+            self._ir_unopt = str(module)
+        if obj is None:
+            obj, self._ir_text = optimise_and_emit(module)
+            _cache_write(self.cache_dir, self.cache_key, obj, self._ir_text)
+        self._engine = load_object(obj)
+        from .codegen import ENTRY, ERRORS
+        self._fn = _ENTRY_T(self._engine.get_function_address(ENTRY))
+        self.parallel_kernels = builder.parallel_names
+        self._err = None
+        if self.checks:
+            self._err = ctypes.c_int64.from_address(self._engine.get_global_value_address(ERRORS))
+            self._err_value = ctypes.c_int64.from_address(self._engine.get_global_value_address(ERRORS + "_value"))
+            self._check_table = builder.check_table
         size = builder.scratch_offset() + builder.scratch_bytes
         raw = np.zeros(size + 64, dtype=np.uint8)
         start = (-raw.ctypes.data) % 64
         self.arena = raw[start:start + size]
-        self._arena_ptr = self.arena.ctypes.data
         self._n_in = len(graph.inputs)
         self._in_types = [(tuple(v.type.shape), v.type.dtype.np) for v in graph.inputs]
         self._outs = [(tuple(v.type.shape), v.type.dtype.np) for v in builder.out_values]
-        self._slots_t = ctypes.c_void_p * (1 + self._n_in + len(self._outs))
+        self._slots = (ctypes.c_void_p * (1 + self._n_in + len(self._outs)))()
+        self._slots[0] = self.arena.ctypes.data
+        self._slots_addr = ctypes.addressof(self._slots)
         self._results = [self._resolver(builder, v) for v in
                          list(graph.outputs) + [v for _, v in graph.updates]]
-        self._written = sorted({i for k in graph.nodes for b in k.attrs["buffers"] if b.startswith("state:")
-                                for i, v in enumerate(graph.inputs) if v.name == b[6:]})
+        self.compile_ms = (time.perf_counter() - t0) * 1e3
+        _log.info("llvm %s: compiled in %.1f ms (%s), %d thread(s), %d parallel kernel(s)%s",
+                  graph.name, self.compile_ms, "disk cache hit" if self.cache_hit else "cold",
+                  self.threads, len(self.parallel_kernels), ", bounds checks on" if self.checks else "")
+
+    # -- text, on demand
+    @property
+    def llvm_ir(self):
+        """The optimised module as LLVM IR text."""
+        if self._ir_text is None:
+            try:
+                with open(os.path.join(self.cache_dir, self.cache_key + ".ll")) as f:
+                    self._ir_text = f.read()
+            except (OSError, TypeError):
+                self._ir_text = optimise_and_emit(self._builder.build())[1]
+        return self._ir_text
+
+    @property
+    def llvm_ir_unoptimized(self):
+        if self._ir_unopt is None:
+            self._ir_unopt = str(self._builder.build())
+        return self._ir_unopt
+
+    @property
+    def asm(self):
+        """Native assembly of the optimised module."""
+        if self._asm is None:
+            self._asm = emit_assembly(self.llvm_ir)
+        return self._asm
 
     def _resolver(self, builder, v):
         where, i = builder.buffer(v)
@@ -121,24 +345,32 @@ class LLVMExecutable:
         return lambda ins, outs, i=i: self.arena[i:i + nbytes].view(dt).reshape(shape).copy()
 
     def __call__(self, arrays):
-        g = self.graph
         if len(arrays) != self._n_in:
-            raise ValueError(f"{g.name}: expected {self._n_in} inputs, got {len(arrays)}")
-        ins, fixups = [], []
-        for k, (a, (shape, dt)) in enumerate(zip(arrays, self._in_types)):
-            if not isinstance(a, np.ndarray):
+            raise ValueError(f"{self.graph.name}: expected {self._n_in} inputs, got {len(arrays)}")
+        slots = self._slots
+        ins, fixups = [], None
+        k = 1
+        for a, (shape, dt) in zip(arrays, self._in_types):
+            if a.__class__ is not np.ndarray:
                 a = np.asarray(a)
             if a.shape != shape or a.dtype != dt:
-                raise ValueError(f"{g.name}: input %{g.inputs[k].name} expects {g.inputs[k].type}, "
-                                 f"got {a.dtype}{list(a.shape)}")
+                self._bad_input(k - 1, a)
             if not a.flags.c_contiguous:
                 c = np.ascontiguousarray(a)
-                fixups.append((a, c))
+                (fixups := fixups or []).append((a, c))
                 a = c
+            slots[k] = a.ctypes.data
             ins.append(a)
-        outs = [np.empty(s, dtype=d) for s, d in self._outs]
-        slots = self._slots_t(self._arena_ptr, *[a.ctypes.data for a in ins], *[o.ctypes.data for o in outs])
-        self._fn(ctypes.addressof(slots))
+            k += 1
+        outs = []
+        for s, d in self._outs:
+            o = np.empty(s, dtype=d)
+            slots[k] = o.ctypes.data
+            outs.append(o)
+            k += 1
+        self._fn(self._slots_addr)
+        if self._err is not None and self._err.value:
+            self._raise()
         res = [r(ins, outs) for r in self._results]
         if fixups:   # non-contiguous inputs ran on copies: write state back, return the caller's arrays
             for a, c in fixups:
@@ -147,7 +379,17 @@ class LLVMExecutable:
             res = [swap.get(id(r), r) for r in res]
         return res
 
+    def _bad_input(self, k, a):
+        g = self.graph
+        raise ValueError(f"{g.name}: input %{g.inputs[k].name} expects {g.inputs[k].type}, "
+                         f"got {a.dtype}{list(a.shape)}")
 
-def builder_entry():
-    from .codegen import ENTRY
-    return ENTRY
+    def _raise(self):
+        code, detail = self._err.value, self._err_value.value
+        self._err.value = self._err_value.value = 0
+        kernel, what, limit, kind = self._check_table[code - 1]
+        if kind == "div":
+            raise DivisionByZero(f"llvm backend (GRAPHC_BOUNDS_CHECK): kernel {kernel}: {what}: "
+                                 "integer division by zero")
+        raise BoundsError(f"llvm backend (GRAPHC_BOUNDS_CHECK): kernel {kernel}: {what}: "
+                          f"index {detail} out of bounds [0, {limit})")

@@ -3,7 +3,7 @@
 Semantics follow the numpy implementations in graphc/ops/elementwise.py: Python's floor
 division and remainder (numpy's npy_divmod for floats), NaN-propagating maximum/minimum, a
 numerically stable sigmoid, wrapping integer arithmetic. Integer division by zero is not
-checked (the interpreter raises; v1 yields 0 instead of trapping -- a bounds/checks mode is next).
+checked unless GRAPHC_BOUNDS_CHECK=1 (the interpreter raises; unchecked code yields 0 instead of trapping).
 """
 from __future__ import annotations
 
