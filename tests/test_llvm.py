@@ -19,6 +19,15 @@ from graphc.passes.manager import run_passes            # noqa: E402
 llvm_compile = get("llvm")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _private_cache(tmp_path_factory):
+    """The object-code cache in a temporary directory, not ~/.cache (shared within this module)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.mktemp("llvm-cache")))
+    yield
+    mp.undo()
+
+
 def plan(g):
     return run_passes(g).final
 

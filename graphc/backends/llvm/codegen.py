@@ -179,7 +179,7 @@ class Evaluator:
                 j, ok = IX.concat_piece(b, idx, axis, o, n)
                 val = self.at(x, j)
                 res = val if res is None else b.select(ok, val, res)
-            return res
+            return const(v.type.dtype, 0) if res is None else res     # every piece empty: never reached
         if op == "unfold":
             j, ok = IX.unfold(b, idx, ins[0].type.shape, a["kernel"], a["stride"], a["padding"],
                               a["dilation"], v.type.shape)

@@ -28,7 +28,7 @@ import numpy as np
 _LOCK = threading.Lock()
 _STATE = {}
 GEMM = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
-CODEGEN_VERSION = "graphc-llvm-5"     # bump when codegen changes what a cached object means
+CODEGEN_VERSION = "graphc-llvm-6"     # bump when codegen changes what a cached object means
 PAR_THRESHOLD = 32768                  # elements of work below which a kernel stays serial
 
 
@@ -300,6 +300,7 @@ class LLVMExecutable:
         self._slots = (ctypes.c_void_p * (1 + self._n_in + len(self._outs)))()
         self._slots[0] = self.arena.ctypes.data
         self._slots_addr = ctypes.addressof(self._slots)
+        self._last_in = [None] * (1 + self._n_in)     # input array objects whose pointers the slots hold
         self._results = [self._resolver(builder, v) for v in
                          list(graph.outputs) + [v for _, v in graph.updates]]
         self.compile_ms = (time.perf_counter() - t0) * 1e3
@@ -348,6 +349,7 @@ class LLVMExecutable:
         if len(arrays) != self._n_in:
             raise ValueError(f"{self.graph.name}: expected {self._n_in} inputs, got {len(arrays)}")
         slots = self._slots
+        last = self._last_in
         ins, fixups = [], None
         k = 1
         for a, (shape, dt) in zip(arrays, self._in_types):
@@ -358,8 +360,12 @@ class LLVMExecutable:
             if not a.flags.c_contiguous:
                 c = np.ascontiguousarray(a)
                 (fixups := fixups or []).append((a, c))
+                slots[k] = c.ctypes.data
+                last[k] = None
                 a = c
-            slots[k] = a.ctypes.data
+            elif a is not last[k]:   # the same array object as last call: its slot already holds its pointer
+                slots[k] = a.ctypes.data
+                last[k] = a          # held: its buffer cannot be freed or resized while cached
             ins.append(a)
             k += 1
         outs = []

@@ -1,0 +1,419 @@
+"""The llvm backend's runtime: multi-core kernels (GOMP_parallel), the on-disk object cache,
+bounds-check mode (GRAPHC_BOUNDS_CHECK), .llvm_ir()/.asm() and the dump files."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("llvmlite")
+
+import graphc as gc                                     # noqa: E402
+import graphc.nn as nn                                  # noqa: E402
+import graphc.nn.functional as F                        # noqa: E402
+from graphc.backends import get                         # noqa: E402
+from graphc.backends.interpreter import PlannedInterpreter  # noqa: E402
+from graphc.backends.llvm import runtime as R           # noqa: E402
+from graphc.ir import parse_graph                       # noqa: E402
+from graphc.passes.manager import run_passes            # noqa: E402
+
+llvm_compile = get("llvm")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def plan(g):
+    return run_passes(g).final
+
+
+def _inputs(g, seed=0):
+    from test_llvm import inputs_for
+    return inputs_for(g, seed)
+
+
+def _same(a, b, exact=True):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.shape == y.shape and x.dtype == y.dtype
+        if exact:
+            np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+BIG = """graph big(%x: f64[300,257], %y: f64[300,257], state %s: f64[300,257]) {
+  %0: f64[300,257] = exp(%x)
+  %1: f64[300,257] = mul(%0, %y)
+  %2: f64[300] = sum(%1) {axes=(1,), keepdim=False}
+  %3: f64[300,1] = reshape(%2) {shape=(300, 1)}
+  %4: f64[300,257] = broadcast_to(%3) {shape=(300, 257)}
+  %5: f64[300,257] = div(%1, %4)
+  %6: f64[300] = max(%5) {axes=(1,), keepdim=False}
+  %7: f64[300,257] = add(%s, %5)
+  return %5, %6
+  update s <- %7
+}"""
+
+
+# ---- 1. multi-core -----------------------------------------------------------------------------------------
+def test_large_kernels_run_in_parallel_with_identical_results():
+    g = parse_graph(BIG.replace("keepdim=True", "keepdim=False"))
+    p = plan(g)
+    ins = _inputs(p)
+    e1 = llvm_compile(p, threads=1)
+    e2 = llvm_compile(p, threads=2)
+    assert e1.parallel_kernels == [] and e1.threads == 1
+    if not R.init()["gomp"]:
+        pytest.skip("libgomp not available")
+    assert e2.parallel_kernels and "GOMP_parallel" in e2.llvm_ir
+    a, b = [x.copy() for x in ins], [x.copy() for x in ins]
+    _same(e1(a), e2(b))
+    _same(a, b)
+    _same(e2([x.copy() for x in ins]), PlannedInterpreter(p)([x.copy() for x in ins]), exact=False)
+
+
+def test_parallel_matmul_epilogues(monkeypatch):
+    monkeypatch.setenv("GRAPHC_PAR_EPILOGUES", "1")
+    g = parse_graph("""graph f(%a: f64[300,64], %b: f64[64,200], state %w: f64[300,200]) {
+      %0: f64[300,200] = matmul(%a, %b) {transpose_a=False, transpose_b=False}
+      %1: f64[300,200] = tanh(%0)
+      %2: f64[300,200] = add(%w, %1)
+      return %0, %1
+      update w <- %2
+    }""")
+    p = plan(g)
+    ins = _inputs(p)
+    e2 = llvm_compile(p, threads=2)
+    if R.init()["gomp"]:
+        assert any(n.endswith("_epilogue") for n in e2.parallel_kernels), e2.parallel_kernels
+    a, b = [x.copy() for x in ins], [x.copy() for x in ins]
+    _same(e2(a), llvm_compile(p, threads=1)(b))
+    _same(a, b)
+    monkeypatch.delenv("GRAPHC_PAR_EPILOGUES")
+    assert llvm_compile(p, threads=2).parallel_kernels == []
+
+
+def test_small_kernels_stay_serial():
+    g = parse_graph("""graph f(%x: f64[100,10]) {
+      %0: f64[100,10] = exp(%x)
+      return %0
+    }""")
+    assert llvm_compile(plan(g), threads=2).parallel_kernels == []
+
+
+def test_random_graphs_with_every_kernel_parallel(monkeypatch):
+    from hypothesis import HealthCheck, given, settings
+    from randgraphs import random_graphs
+    monkeypatch.setenv("GRAPHC_PAR_THRESHOLD", "1")
+    monkeypatch.setenv("GRAPHC_PAR_EPILOGUES", "1")
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(random_graphs())
+    def run(g):
+        p = plan(g)
+        ins = _inputs(p)
+        _same(llvm_compile(p, threads=2)([x.copy() for x in ins]), llvm_compile(p, threads=1)([x.copy() for x in ins]))
+    run()
+
+
+_THREADS_SCRIPT = """
+import os, sys, numpy as np
+sys.path.insert(0, {tests!r})
+import graphc as gc, graphc.nn as nn, graphc.nn.functional as F
+gc.manual_seed(0)
+model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+opt = gc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+gc.manual_seed(1)
+x, y = gc.randn(256, 64), gc.randint(0, 10, (256,))
+def step(x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(F.softmax(model(x), dim=-1) * 3, y)
+    loss.backward()
+    opt.step()
+    return loss
+f = gc.compile(step, backend="llvm")
+losses = [float(f(x, y).item()) for _ in range(3)]
+exe = f.entry(x, y).exe
+np.savez(sys.argv[1], losses=np.array(losses), threads=exe.threads, npar=len(exe.parallel_kernels),
+         **{{k: v.detach().numpy() for k, v in model.state_dict().items()}})
+"""
+
+
+def _run(script, env_extra, *argv):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **env_extra)
+    r = subprocess.run([sys.executable, "-c", script, *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_training_step_identical_for_1_and_2_threads_in_subprocesses(tmp_path):
+    script = _THREADS_SCRIPT.format(tests=os.path.join(ROOT, "tests"))
+    out = {}
+    for t in ("1", "2"):
+        _run(script, {"GRAPHC_NUM_THREADS": t, "GRAPHC_PAR_THRESHOLD": "4096",
+                      "GRAPHC_CACHE_DIR": str(tmp_path / "c")}, str(tmp_path / f"r{t}.npz"))
+        out[t] = dict(np.load(tmp_path / f"r{t}.npz"))
+    assert int(out["1"]["threads"]) == 1 and int(out["1"]["npar"]) == 0
+    if R.init()["gomp"]:
+        assert int(out["2"]["threads"]) == 2 and int(out["2"]["npar"]) > 0
+    for k in out["1"]:
+        if k not in ("threads", "npar"):
+            np.testing.assert_array_equal(out["1"][k], out["2"][k], err_msg=k)
+
+
+def test_num_threads_setting(monkeypatch):
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", "3")
+    assert R.num_threads() == 3
+    monkeypatch.delenv("GRAPHC_NUM_THREADS")
+    assert R.num_threads() >= 1
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", "lots")
+    with pytest.raises(ValueError, match="GRAPHC_NUM_THREADS"):
+        R.num_threads()
+
+
+# ---- 2. the disk cache --------------------------------------------------------------------------------------
+_CACHE_SCRIPT = """
+import json, sys, numpy as np
+import graphc as gc, graphc.nn as nn, graphc.nn.functional as F
+gc.manual_seed(0)
+model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+opt = gc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+gc.manual_seed(1)
+x, y = gc.randn(8, 20), gc.randint(0, 5, (8,))
+def step(x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+f = gc.compile(step, backend="llvm")
+loss = float(f(x, y).item())
+exe = f.entry(x, y).exe
+st = f.stats(x, y)
+print(json.dumps(dict(loss=loss, hit=exe.cache_hit, ms=exe.compile_ms, st_hit=st["cache_hit"],
+                      st_ms=st["compile_ms"], ir="define" in exe.llvm_ir, asm=len(exe.asm) > 0)))
+"""
+
+
+def test_disk_cache_cold_then_warm_process(tmp_path):
+    env = {"GRAPHC_CACHE_DIR": str(tmp_path / "cache")}
+    cold = json.loads(_run(_CACHE_SCRIPT, env).stdout.strip().splitlines()[-1])
+    warm = json.loads(_run(_CACHE_SCRIPT, env).stdout.strip().splitlines()[-1])
+    assert cold["hit"] is False and warm["hit"] is True
+    assert cold["st_hit"] is False and warm["st_hit"] is True and warm["st_ms"] == warm["ms"]
+    assert warm["loss"] == cold["loss"]
+    assert warm["ms"] < cold["ms"]
+    assert warm["ir"] and warm["asm"]         # text is still available on a cache hit
+    assert any(n.endswith(".o") for n in os.listdir(tmp_path / "cache"))
+
+
+def test_cache_key_depends_on_options_and_graph(tmp_path):
+    p = plan(parse_graph(BIG))
+    a = llvm_compile(p, threads=1)
+    b = llvm_compile(p, threads=1)
+    c = llvm_compile(p, threads=1, checks=True)
+    assert not a.cache_hit and b.cache_hit and not c.cache_hit
+    assert a.cache_key == b.cache_key != c.cache_key
+    p2 = plan(parse_graph(BIG.replace("exp(%x)", "sin(%x)")))
+    assert llvm_compile(p2, threads=1).cache_key != a.cache_key
+    ins = _inputs(p)
+    _same(a([x.copy() for x in ins]), b([x.copy() for x in ins]))
+
+
+def test_cache_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", "off")
+    p = plan(parse_graph(BIG))
+    assert not llvm_compile(p).cache_hit and not llvm_compile(p).cache_hit
+
+
+# ---- 3. bounds checks ---------------------------------------------------------------------------------------
+GATHER = """graph f(%x: f64[4,5], %i: i64[4,2], %a: i64[6], %b: i64[6], %t: f64[3,5], %j: i64[3,2], %s: f64[3,2]) {
+  %0: f64[4,2] = take_along_axis(%x, %i) {axis=1}
+  %1: f64[4,2] = exp(%0)
+  %2: i64[6] = floor_divide(%a, %b)
+  %3: i64[6] = remainder(%a, %b)
+  %4: f64[3,5] = scatter_add(%t, %j, %s) {axis=1}
+  return %1, %2, %3, %4
+}"""
+
+
+def _gather_inputs():
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((4, 5)), rng.integers(0, 5, (4, 2)), np.arange(6) - 3, np.array([2, -3, 1, 5, 7, -1]),
+            rng.standard_normal((3, 5)), rng.integers(0, 5, (3, 2)), rng.standard_normal((3, 2))]
+
+
+def test_out_of_range_indices_raise_under_checks_instead_of_crashing():
+    p = plan(parse_graph(GATHER))
+    exe = llvm_compile(p, checks=True)
+    assert exe.checks
+    ins = _gather_inputs()
+    _same(exe([x.copy() for x in ins]), PlannedInterpreter(p)([x.copy() for x in ins]), exact=False)
+    bad = [x.copy() for x in ins]
+    bad[1][2, 1] = 5
+    with pytest.raises(R.BoundsError, match=r"take_along_axis index .*index 5 out of bounds \[0, 5\)") as e:
+        exe(bad)
+    assert isinstance(e.value, IndexError) and "kernel %" in str(e.value)
+    bad[1][2, 1] = -7
+    with pytest.raises(IndexError, match="index -7"):
+        exe(bad)
+    bad = [x.copy() for x in ins]
+    bad[5][0, 0] = 99
+    with pytest.raises(R.BoundsError, match="scatter_add index .*99"):
+        exe(bad)
+    bad = [x.copy() for x in ins]
+    bad[3][4] = 0
+    with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+        exe(bad)
+    # the flag is cleared: the next good call runs
+    _same(exe([x.copy() for x in ins]), PlannedInterpreter(p)([x.copy() for x in ins]), exact=False)
+
+
+def test_bounds_check_env_is_read_at_build_time(monkeypatch):
+    p = plan(parse_graph(GATHER))
+    monkeypatch.setenv("GRAPHC_BOUNDS_CHECK", "1")
+    exe = llvm_compile(p)
+    monkeypatch.delenv("GRAPHC_BOUNDS_CHECK")
+    assert exe.checks and not llvm_compile(p).checks
+    bad = _gather_inputs()
+    bad[1][0, 0] = 12
+    with pytest.raises(IndexError):
+        exe(bad)
+
+
+def _both_modes(fn, *args, grads=False):
+    """Run fn compiled with llvm (checks on) and with llvm (checks off) and interp; same results."""
+    res = []
+    for backend, opts in (("llvm", {"checks": True}), ("llvm", {}), ("interp", {})):
+        gc.manual_seed(0)
+        f = gc.compile(fn(), backend=backend, **opts)
+        out = [f(*args) for _ in range(2)]
+        res.append([np.asarray(o.detach().numpy()) for o in out])
+    _same(res[0], res[1])
+    _same(res[0], res[2], exact=False)
+
+
+def test_model_zoo_graphs_identical_under_bounds_checks():
+    gc.manual_seed(1)
+    x, y = gc.randn(9, 20), gc.randint(0, 5, (9,))
+
+    def mlp():
+        model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+        opt = gc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    _both_modes(mlp, x, y)
+
+    xc, yc = gc.randn(3, 2, 8, 8), gc.randint(0, 3, (3,))
+
+    def conv():
+        model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(4 * 4 * 4, 3))
+        opt = gc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    _both_modes(conv, xc, yc)
+    xs, ys = gc.randn(7, 11), gc.randint(0, 11, (7,))
+    _both_modes(lambda: (lambda x, y: F.cross_entropy(F.softmax(x, dim=-1), y)), xs, ys)
+    w, b = gc.randn(11), gc.randn(11)
+    _both_modes(lambda: (lambda x: F.gelu(F.layer_norm(x, (11,)) * w + b)), xs)
+
+
+def test_random_graphs_under_bounds_checks():
+    from hypothesis import HealthCheck, given, settings
+    from randgraphs import random_graphs
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(random_graphs())
+    def run(g):
+        p = plan(g)
+        ins = _inputs(p)
+        _same(llvm_compile(p, checks=True)([x.copy() for x in ins]), llvm_compile(p)([x.copy() for x in ins]))
+    run()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (0, 3), (3, 0), (7, 13), (13, 7), (1, 31), (257, 129)])
+def test_odd_sizes_size_one_empty_and_transposed_inputs_under_checks(shape):
+    n, m = shape
+    g = parse_graph(f"""graph f(%x: f64[{n},{m}], state %s: f64[{n},{m}]) {{
+      %0: f64[{n},{m}] = exp(%x)
+      %1: f64[{n},{m}] = add(%s, %0)
+      %2: f64[{n}] = sum(%1) {{axes=(1,), keepdim=False}}
+      %3: f64[{m}] = sum(%0) {{axes=(0,), keepdim=False}}
+      return %0, %2, %3
+      update s <- %1
+    }}""")
+    p = plan(g)
+    rng = np.random.default_rng(0)
+    for checks in (True, False):
+        xt, st = rng.standard_normal((m, n)).T, rng.standard_normal((m, n)).T      # non-contiguous views
+        want_s = st + np.exp(xt)
+        exe = llvm_compile(p, checks=checks, threads=2)
+        got = exe([xt, st])
+        np.testing.assert_allclose(got[0], np.exp(xt))
+        np.testing.assert_allclose(got[1], want_s.sum(1))
+        np.testing.assert_allclose(got[2], np.exp(xt).sum(0))
+        np.testing.assert_allclose(got[3], want_s)     # the update value (written in place where planned)
+        if any(b.startswith("state:") for k in p.nodes for b in k.attrs["buffers"]):
+            assert got[3] is st
+            np.testing.assert_allclose(st, want_s)
+
+
+# ---- 4. native text ---------------------------------------------------------------------------------------
+def test_llvm_ir_asm_and_dump_files(tmp_path):
+    x = gc.randn(5, 6)
+    f = gc.compile(lambda x: (x * 2).exp().sum(1), backend="llvm", dump=str(tmp_path / "d"))
+    ir_text, asm = f.llvm_ir(x), f.asm(x)
+    assert "define" in ir_text and "graphc_main" in ir_text
+    assert "graphc_main:" in asm and "ret" in asm
+    f(x)
+    files = os.listdir(tmp_path / "d")
+    assert any(n.endswith(".llvm.ll") for n in files) and any(n.endswith(".s") for n in files), files
+    assert any(n.endswith(".ir") for n in files)
+    ll = next(n for n in files if n.endswith(".llvm.ll"))
+    assert open(tmp_path / "d" / ll).read() == ir_text
+    m = gc.compile(nn.Linear(6, 2), backend="llvm")
+    assert "define" in m.llvm_ir(x) and len(m.asm(x)) > 0
+    st = f.stats(x)
+    assert "compile_ms" in st and "cache_hit" in st
+    g = gc.compile(lambda x: x * 2)
+    with pytest.raises(ValueError, match="backend='llvm'"):
+        g.llvm_ir(x)
+    with pytest.raises(ValueError, match="backend='llvm'"):
+        g.asm(x)
+
+
+def test_cached_input_pointers_follow_the_arrays_passed():
+    g = parse_graph("""graph f(%x: f64[3,4]) {
+      %0: f64[3,4] = mul(%x, %x)
+      return %0
+    }""")
+    exe = llvm_compile(plan(g))
+    a, b = np.arange(12.0).reshape(3, 4), np.ones((3, 4))
+    np.testing.assert_array_equal(exe([a])[0], a * a)
+    a += 1                                          # same object, new contents
+    np.testing.assert_array_equal(exe([a])[0], a * a)
+    np.testing.assert_array_equal(exe([b])[0], b)
+    np.testing.assert_array_equal(exe([np.asfortranarray(a)])[0], a * a)
+    np.testing.assert_array_equal(exe([a])[0], a * a)
+    with pytest.raises(ValueError, match="expects"):
+        exe([a.reshape(4, 3)])
