@@ -44,9 +44,10 @@ def test_generated_kernels_compile_to_ptx():
                        cwd=os.path.dirname(HERE), env=dict(env, PYTHONDONTWRITEBYTECODE="1"),
                        capture_output=True, text=True, timeout=300)
     tail = (r.stdout + r.stderr)[-6000:]
-    assert r.returncode == 0, tail
-    if "skipped" in r.stdout and " passed" not in r.stdout:
+    # pytest exits 5 when the cases module skipped itself before any test ran (no NVVM)
+    if r.returncode == 5 or ("skipped" in r.stdout and " passed" not in r.stdout):
         pytest.skip("NVVM not available (pip install 'numba-cuda[cu13]')")
+    assert r.returncode == 0, tail
 
 
 def test_backend_registered_lazily():
