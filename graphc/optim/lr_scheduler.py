@@ -44,7 +44,7 @@ class LRScheduler:
             self._is_initial = False
 
     def get_lr(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define get_lr() (LRScheduler is a base class)")
 
     def get_last_lr(self):
         """The learning rates the last step() set, one per param group."""

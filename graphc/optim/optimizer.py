@@ -419,7 +419,7 @@ class Optimizer:
 
     # ---- stepping ----------------------------------------------------------------------------
     def step(self, closure=None):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define step() (Optimizer is a base class)")
 
     @staticmethod
     def _closure(closure):

@@ -448,7 +448,7 @@ class KernelGen:
 
     # -- kinds
     def _view(self):
-        pass
+        """A view aliases its input's device buffer: no kernel is generated for it."""
 
     def _pointwise_body(self, blk, outs, out_args, shape, extra_fixed=None, idx=None):
         if idx is None:

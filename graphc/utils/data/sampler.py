@@ -20,7 +20,7 @@ class Sampler:
         pass
 
     def __iter__(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__() (Sampler is a base class)")
 
 
 class SequentialSampler(Sampler):
