@@ -28,16 +28,15 @@ import numpy as np
 
 from ...ops.random import GOLDEN, MIX1, MIX2
 
-REDUCTIONS = ("sum", "max", "argmax")
-MOVEMENT = ("broadcast_to", "reshape", "permute", "slice", "pad", "concat", "unfold")
-SOURCES = ("iota", "full", "constant", "uniform", "take_along_axis")
+from ..kernels import MOVEMENT, OPAQUE_OPS, REDUCTIONS, SOURCES  # noqa: F401
+from .. import kernels as _K
+
 UNARY = ("neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "sin", "cos",
          "erf", "floor", "stop_gradient", "logical_not", "cast")
 BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "floor_divide", "remainder",
           "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or")
 ELEMENTWISE = UNARY + BINARY + ("where",)
 POINTWISE_OPS = set(ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)
-OPAQUE_OPS = ("scatter_add", "fold")
 
 NP = {"float32": "np.float32", "float64": "np.float64", "int64": "np.int64", "bool": "np.bool_"}
 
@@ -60,13 +59,10 @@ NAN = math.nan
 
 
 def unsupported(kernel, op, why=""):
-    return NotImplementedError(f"cuda backend: kernel %{kernel.out.name} ({kernel.attrs.get('kind')}): "
-                               f"op {op!r} is not supported" + (f": {why}" if why else ""))
+    return _K.unsupported("cuda", kernel, op, why)
 
 
-def _space(n):
-    axes = (n.attrs["axis"],) if n.op == "argmax" else tuple(n.attrs["axes"])
-    return tuple(n.inputs[0].type.shape), tuple(sorted(axes))
+_space = _K.reduction_space
 
 
 def strides(shape):
@@ -353,42 +349,9 @@ def scalar(op, dt, out_dt, a, attrs, kernel):
 
 
 def check_kernel(k):
-    kind = k.attrs.get("kind")
-    if k.op != "kernel" or k.body is None:
-        raise NotImplementedError(f"cuda backend: node %{k.out.name} = {k.op}(...) is not a kernel; "
-                                  "the cuda backend runs fused, memory-planned graphs")
-    if "buffers" not in k.attrs:
-        raise NotImplementedError(f"cuda backend: kernel %{k.out.name} has no `buffers`: not memory-planned")
-    nodes = k.body.nodes
-    if kind == "view":
-        if [n.op for n in nodes] != ["reshape"]:
-            raise unsupported(k, nodes[0].op if nodes else "?", "a view kernel must be one reshape")
-        return
-    if kind == "opaque":
-        if len(nodes) != 1 or nodes[0].op not in OPAQUE_OPS:
-            raise unsupported(k, ",".join(n.op for n in nodes), "opaque kernels run fold or scatter_add")
-        return
-    allowed = set(POINTWISE_OPS)
-    if kind == "reduction":
-        allowed |= set(REDUCTIONS)
-        reds = [n for n in nodes if n.op in REDUCTIONS]
-        if len({_space(n) for n in reds}) != 1:
-            raise unsupported(k, "sum/max", "reductions over different spaces")
-        for r in reds:
-            if r.op != "sum" and _isb(r.inputs[0].type.dtype):
-                raise unsupported(k, r.op, "on bool")
-    elif kind == "matmul":
-        mms = [n for n in nodes if n.op == "matmul"]
-        if len(mms) != 1 or any(v.producer is not None for v in mms[0].inputs):
-            raise unsupported(k, "matmul", "a matmul kernel holds one matmul of kernel inputs")
-        allowed.add("matmul")
-    elif kind != "pointwise":
-        raise unsupported(k, "kernel", f"unknown kernel kind {kind!r}")
-    for n in nodes:
-        if n.op not in allowed:
-            raise unsupported(k, n.op)
-    if kind in ("pointwise", "matmul") and len({tuple(o.type.shape) for o in k.body.outputs}) > 1:
-        raise unsupported(k, "multi-output", "outputs of different shapes")
+    """Raise NotImplementedError naming the kernel and op for anything codegen cannot do."""
+    _K.check_kernel(k, "cuda", ELEMENTWISE,
+                    check_reduction=lambda r: "on bool" if r.op != "sum" and _isb(r.inputs[0].type.dtype) else None)
 
 
 class Launch:

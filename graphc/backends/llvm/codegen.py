@@ -29,61 +29,21 @@ from . import indexing as IX
 from . import scalar as S
 from .types import F32, F64, I1, I8, I32, I64, PTR, VOID, const, i64, is_bool, is_float, mem, reg
 
-REDUCTIONS = ("sum", "max", "argmax")
-MOVEMENT = ("broadcast_to", "reshape", "permute", "slice", "pad", "concat", "unfold")
-SOURCES = ("iota", "full", "constant", "uniform", "take_along_axis")
+from ..kernels import MOVEMENT, OPAQUE_OPS, REDUCTIONS, SOURCES  # noqa: F401
+from .. import kernels as _K
+
 POINTWISE_OPS = set(S.ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)
-OPAQUE_OPS = ("scatter_add", "fold")
 ENTRY = "graphc_main"
 ERRORS = "graphc_err"          # i64 check code (1-based, 0: none); graphc_err_value: the offending value
 
 
 def unsupported(kernel, op, why=""):
-    name = kernel.out.name
-    kind = kernel.attrs.get("kind")
-    return NotImplementedError(f"llvm backend: kernel %{name} ({kind}): op {op!r} is not supported"
-                               + (f": {why}" if why else ""))
+    return _K.unsupported("llvm", kernel, op, why)
 
 
 def check_kernel(k):
     """Raise NotImplementedError naming the kernel and op for anything codegen cannot do."""
-    kind = k.attrs.get("kind")
-    if k.op != "kernel" or k.body is None:
-        raise NotImplementedError(f"llvm backend: node %{k.out.name} = {k.op}(...) is not a kernel; "
-                                  "the llvm backend runs fused, memory-planned graphs")
-    if "buffers" not in k.attrs:
-        raise NotImplementedError(f"llvm backend: kernel %{k.out.name} has no `buffers`: the graph is not memory-planned")
-    nodes = k.body.nodes
-    if kind == "view":
-        if [n.op for n in nodes] != ["reshape"]:
-            raise unsupported(k, nodes[0].op if nodes else "?", "a view kernel must be one reshape")
-        return
-    if kind == "opaque":
-        if len(nodes) != 1 or nodes[0].op not in OPAQUE_OPS:
-            raise unsupported(k, ",".join(n.op for n in nodes), "opaque kernels run fold or scatter_add")
-        return
-    allowed = set(POINTWISE_OPS)
-    if kind == "reduction":
-        allowed |= set(REDUCTIONS)
-        reds = [n for n in nodes if n.op in REDUCTIONS]
-        spaces = {_space(n) for n in reds}
-        if len(spaces) != 1:
-            raise unsupported(k, "sum/max", f"reductions over different spaces {sorted(spaces)}")
-    elif kind == "matmul":
-        mms = [n for n in nodes if n.op == "matmul"]
-        if len(mms) != 1:
-            raise unsupported(k, "matmul", "a matmul kernel holds exactly one matmul")
-        if any(v.producer is not None for v in mms[0].inputs):
-            raise unsupported(k, "matmul", "operands must be kernel inputs (materialised buffers)")
-        allowed.add("matmul")
-    elif kind != "pointwise":
-        raise unsupported(k, "kernel", f"unknown kernel kind {kind!r}")
-    for n in nodes:
-        if n.op not in allowed:
-            raise unsupported(k, n.op)
-    shapes = {tuple(o.type.shape) for o in k.body.outputs}
-    if kind in ("pointwise", "matmul") and len(shapes) > 1:
-        raise unsupported(k, "multi-output", f"outputs of different shapes {sorted(shapes)}")
+    _K.check_kernel(k, "llvm", S.ELEMENTWISE)
 
 
 def kernel_extent(k):
@@ -108,9 +68,7 @@ def kernel_work(k):
     return int(np.prod(k.body.outputs[0].type.shape, dtype=np.int64))
 
 
-def _space(n):
-    axes = (n.attrs["axis"],) if n.op == "argmax" else tuple(n.attrs["axes"])
-    return tuple(n.inputs[0].type.shape), tuple(sorted(axes))
+_space = _K.reduction_space
 
 
 # ---- values at an index ------------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""The kernel contract every native backend implements, checked in one place.
+
+A backend runs fused, memory-planned graphs: every node a `kernel` with `buffers`; a view is
+one reshape; an opaque kernel one fold or scatter_add; a matmul kernel one matmul of kernel
+inputs plus an elementwise epilogue over its output shape; a reduction kernel's reductions
+share one (shape, axes) space (the fusion pass guarantees the rest: see fusion._row_aligned).
+"""
+from __future__ import annotations
+
+REDUCTIONS = ("sum", "max", "argmax")
+MOVEMENT = ("broadcast_to", "reshape", "permute", "slice", "pad", "concat", "unfold")
+SOURCES = ("iota", "full", "constant", "uniform", "take_along_axis")
+OPAQUE_OPS = ("scatter_add", "fold")
+
+
+def reduction_space(n):
+    """(input shape, sorted reduced axes) of a reduction node."""
+    axes = (n.attrs["axis"],) if n.op == "argmax" else tuple(n.attrs["axes"])
+    return tuple(n.inputs[0].type.shape), tuple(sorted(axes))
+
+
+def unsupported(backend, kernel, op, why=""):
+    return NotImplementedError(f"{backend} backend: kernel %{kernel.out.name} ({kernel.attrs.get('kind')}): "
+                               f"op {op!r} is not supported" + (f": {why}" if why else ""))
+
+
+def check_kernel(k, backend, elementwise, check_reduction=None):
+    """Raise NotImplementedError naming the kernel and op for anything outside the contract.
+
+    elementwise: the elementwise ops the backend generates; check_reduction(node) may return a
+    reason to refuse one reduction node (e.g. max of bool)."""
+    kind = k.attrs.get("kind")
+    if k.op != "kernel" or k.body is None:
+        raise NotImplementedError(f"{backend} backend: node %{k.out.name} = {k.op}(...) is not a kernel; "
+                                  f"the {backend} backend runs fused, memory-planned graphs")
+    if "buffers" not in k.attrs:
+        raise NotImplementedError(f"{backend} backend: kernel %{k.out.name} has no `buffers`: "
+                                  "the graph is not memory-planned")
+    nodes = k.body.nodes
+    if kind == "view":
+        if [n.op for n in nodes] != ["reshape"]:
+            raise unsupported(backend, k, nodes[0].op if nodes else "?", "a view kernel must be one reshape")
+        return
+    if kind == "opaque":
+        if len(nodes) != 1 or nodes[0].op not in OPAQUE_OPS:
+            raise unsupported(backend, k, ",".join(n.op for n in nodes), "opaque kernels run fold or scatter_add")
+        return
+    allowed = set(elementwise) | set(MOVEMENT) | set(SOURCES)
+    if kind == "reduction":
+        allowed |= set(REDUCTIONS)
+        reds = [n for n in nodes if n.op in REDUCTIONS]
+        spaces = {reduction_space(n) for n in reds}
+        if len(spaces) != 1:
+            raise unsupported(backend, k, "sum/max", f"reductions over different spaces {sorted(spaces)}")
+        for r in reds:
+            why = check_reduction(r) if check_reduction else None
+            if why:
+                raise unsupported(backend, k, r.op, why)
+    elif kind == "matmul":
+        mms = [n for n in nodes if n.op == "matmul"]
+        if len(mms) != 1:
+            raise unsupported(backend, k, "matmul", "a matmul kernel holds exactly one matmul")
+        if any(v.producer is not None for v in mms[0].inputs):
+            raise unsupported(backend, k, "matmul", "operands must be kernel inputs (materialised buffers)")
+        allowed.add("matmul")
+    elif kind != "pointwise":
+        raise unsupported(backend, k, "kernel", f"unknown kernel kind {kind!r}")
+    for n in nodes:
+        if n.op not in allowed:
+            raise unsupported(backend, k, n.op)
+    shapes = {tuple(o.type.shape) for o in k.body.outputs}
+    if kind in ("pointwise", "matmul") and len(shapes) > 1:
+        raise unsupported(backend, k, "multi-output", f"outputs of different shapes {sorted(shapes)}")
