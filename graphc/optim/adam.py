@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import dtypes as _dt
 from ..autograd import no_grad
 from ..ops import functional as F
-from .optimizer import Optimizer, _eager, _like, _scalar_dtype
+from .optimizer import Optimizer, _eager, _like, _scalar_dtype, check_nonnegative
 
 
 class Adam(Optimizer):
@@ -23,10 +23,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  maximize=False, decoupled_weight_decay=False):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_nonnegative(lr=lr, eps=eps)
         betas = tuple(betas)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair, got {betas!r}")
@@ -34,8 +31,7 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
         if not 0.0 <= betas[1] < 1.0:
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_nonnegative(weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize,
                                       decoupled_weight_decay=decoupled_weight_decay))

@@ -38,6 +38,14 @@ from ..autograd import no_grad, enable_grad
 from ..tensor import Tensor
 
 
+
+def check_nonnegative(**settings):
+    """Reject negative settings with torch's messages ("Invalid learning rate: -1")."""
+    for name, v in settings.items():
+        what = {"lr": "learning rate", "eps": "epsilon value"}.get(name, f"{name} value")
+        if not 0.0 <= v:
+            raise ValueError(f"Invalid {what}: {v}")
+
 class _Required:
     def __repr__(self):
         return "<required parameter>"
