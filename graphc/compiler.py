@@ -36,6 +36,18 @@ def _leaf_spec(x):
     return ("O", type(x).__name__, id(x))
 
 
+def _fast_key(args):
+    """For a call whose arguments are all eager tensors: a key equivalent to the full signature
+    key ((args, {}) flattens to exactly these leaves); None otherwise."""
+    specs = []
+    for x in args:
+        if x.__class__ is not Tensor or x._value is not None:
+            return None
+        rg = x.requires_grad
+        specs.append((x._data.shape, x.dtype, rg, rg and x.grad_fn is None))
+    return (tuple(specs), _ag.is_grad_enabled())
+
+
 def _what_changed(a, b):
     if a[0] == b[0] == "T":
         what = [w for w, i in (("shape", 1), ("dtype", 2), ("requires_grad", 3)) if a[i] != b[i]]
@@ -557,6 +569,7 @@ class Entry:
         self.reason = retrace_reason
         self.written_inputs = tuple(written_inputs)   # graph inputs the call updates in place
         self.calls = 0
+        self._n_out = None
 
     @property
     def passes(self):
@@ -583,8 +596,11 @@ class Entry:
         plan = _backward_plan(self.fn, tensors, self.written_inputs)
         before = _snapshot(tensors, plan[2]) if plan is not None else None
         ins = [t._data for t in tensors]
-        res = self.exe(ins)
-        n_out = len(self.graph.outputs)
+        exe = self.exe
+        res = exe(ins)
+        n_out = self._n_out
+        if n_out is None:
+            n_out = self._n_out = len(self.graph.outputs)
         outs, ups = res[:n_out], res[n_out:]
         targets = [(leaves[t] if kind == "arg" else t) if kind in ("data", "arg") else None
                    for kind, t in self.update_slots]
@@ -610,10 +626,12 @@ class Entry:
         self.calls += 1
         seen = []
         out_tensors = []
-        for a in outs:
-            a = _fresh(a, ins + seen)
-            if not a.flags.writeable:          # a broadcast view: results are fresh, writable tensors
-                a = np.array(a, copy=True)
+        fresh = getattr(exe, "fresh_results", None)     # results the backend allocated for this call alone
+        for k, a in enumerate(outs):
+            if fresh is None or not fresh[k]:
+                a = _fresh(a, ins + seen)
+                if not a.flags.writeable:          # a broadcast view: results are fresh, writable tensors
+                    a = np.array(a, copy=True)
             seen.append(a)
             out_tensors.append(Tensor._wrap(a))
         _attach_backward(self.fn, tensors, out_tensors, self.written_inputs, plan, before)
@@ -648,6 +666,7 @@ class CompiledFunction:
         self.backend_options = dict(backend_options or {})
         self.name = getattr(fn, "__name__", None) or type(fn).__name__
         self._cache = {}
+        self._fast = {}          # _fast_key(args) -> the same entry list as _cache[key]
         self._log = []
         self._last_key = None
         functools.update_wrapper(self, fn, updated=()) if callable(fn) and hasattr(fn, "__name__") else None
@@ -660,6 +679,20 @@ class CompiledFunction:
         return entry.run(leaves)
 
     def _entry(self, args, kwargs):
+        fast = None if kwargs else _fast_key(args)
+        if fast is not None:     # every argument a plain tensor: skip flattening (the per-call path)
+            entries = self._fast.get(fast)
+            if entries:
+                leaves = list(args)
+                e = entries[0]
+                if e.failed_guard(leaves) is None:
+                    return leaves, e
+        leaves, entry, key = self._slow_entry(args, kwargs)
+        if fast is not None:
+            self._fast[fast] = self._cache[key]
+        return leaves, entry
+
+    def _slow_entry(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
         key = (pytree.treedef_key(treedef), tuple(_leaf_spec(x) for x in leaves), _ag.is_grad_enabled())
         entries = self._cache.get(key)
@@ -670,7 +703,7 @@ class CompiledFunction:
                 if failed is None:
                     if k:                       # most recently used first
                         entries.insert(0, entries.pop(k))
-                    return leaves, e
+                    return leaves, e, key
                 if reason is None:
                     reason = f"guard failed: {failed}"
         else:
@@ -678,7 +711,7 @@ class CompiledFunction:
         entry = self._trace(args, kwargs, leaves, key, reason)
         self._cache.setdefault(key, []).insert(0, entry)
         self._last_key = key
-        return leaves, entry
+        return leaves, entry, key
 
     def _why_new_key(self, key, args, kwargs):
         if self._last_key is None:

@@ -36,8 +36,11 @@ def compile(graph, threads=None, checks=None, **options):
     checks = R.bounds_check() if checks is None else bool(checks)
     threshold = R.par_threshold()
     epilogues = R.parallel_epilogues()
-    mb = ModuleBuilder(graph, R.GEMM, threads=threads, checks=checks, threshold=threshold, epilogues=epilogues)
-    opts = {"threads": threads, "checks": checks, "threshold": threshold, "epilogues": epilogues}
+    split = st["blas_threads"]      # GEMMs split across our threads need OpenBLAS held at one thread
+    mb = ModuleBuilder(graph, R.GEMM, threads=threads, checks=checks, threshold=threshold, epilogues=epilogues,
+                       blas_threads=R.BLAS_THREADS if split else None)
+    opts = {"threads": threads, "checks": checks, "threshold": threshold, "epilogues": epilogues,
+            "split_gemm": split}
     return R.LLVMExecutable(graph, mb, opts)
 
 

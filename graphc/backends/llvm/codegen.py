@@ -33,6 +33,7 @@ from ..kernels import MOVEMENT, OPAQUE_OPS, REDUCTIONS, SOURCES  # noqa: F401
 from .. import kernels as _K
 
 POINTWISE_OPS = set(S.ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)
+GEMM_SPLIT_WORK = 1 << 21     # multiply-adds below which a GEMM stays on one thread
 ENTRY = "graphc_main"
 ERRORS = "graphc_err"          # i64 check code (1-based, 0: none); graphc_err_value: the offending value
 
@@ -408,9 +409,10 @@ class KernelGen:
         else:
             target = self.scratch
         a, c = mm.inputs
-        if self.part != "epilogue":
+        if self.part != "epilogue":     # the GEMM for the rows (batches) [lo, hi) of the output's first dim
             self.mb.gemm(self, self.in_ptrs[a.name], self.in_ptrs[c.name], target, a.type, c.type,
-                         mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False))
+                         mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False),
+                         rows=(self.lo, self.hi))
         epi = [o for o in outs if not (o is mm.out and self.direct_matmul)]
         if epi and self.part != "gemm":
             self._pointwise(extra={mm.out.name: target}, outputs=epi)
@@ -468,13 +470,15 @@ class KernelGen:
 class ModuleBuilder:
     """One LLVM module for one planned graph: a function per kernel, and the entry."""
 
-    def __init__(self, graph, gemm_symbols, threads=1, checks=False, threshold=32768, epilogues=False):
+    def __init__(self, graph, gemm_symbols, threads=1, checks=False, threshold=32768, epilogues=False,
+                 blas_threads=None):
         self.graph = graph
         self.gemm_symbols = gemm_symbols     # {"float32": name, "float64": name}
         self.threads = threads               # > 1: large kernels run under GOMP_parallel
         self.checks = checks                 # compile bounds / division checks (GRAPHC_BOUNDS_CHECK)
         self.threshold = threshold
         self.epilogues = epilogues           # also run large matmul epilogues in parallel (the GEMM stays serial)
+        self.blas_threads = blas_threads     # (get, set) OpenBLAS thread-count symbols; None: never split a GEMM
         for k in graph.nodes:
             check_kernel(k)
         self.producer = {v.name: k for k in graph.nodes for v in k.outs}
@@ -488,7 +492,9 @@ class ModuleBuilder:
                 if not d:
                     mm = next(n for n in k.body.nodes if n.op == "matmul")
                     self.scratch_bytes = max(self.scratch_bytes, mm.out.type.nbytes)
-        self.parallel_names = [f"k{n}_{k.attrs['kind']}" + ("_epilogue" if k.attrs["kind"] == "matmul" else "")
+        self.split = {k.out.name for k in graph.nodes if self._splittable(k)}
+        self.parallel_names = [f"k{n}_{k.attrs['kind']}" + ("_epilogue" if k.attrs["kind"] == "matmul"
+                                                            and k.out.name not in self.split else "")
                                for n, k in enumerate(graph.nodes) if self.parallel(k)]
 
     # -- parallel execution
@@ -500,11 +506,45 @@ class ModuleBuilder:
         kind = k.attrs["kind"]
         if self.threads <= 1 or kind not in ("pointwise", "reduction", "matmul"):
             return False
+        if kind == "matmul" and k.out.name in self.split:
+            return True
         if kind == "matmul" and not (self.epilogues and self.epilogue_outputs(k)):
             return False
         if kernel_extent(k) < 2:
             return False
         return kernel_work(k) >= self.threshold
+
+    def _splittable(self, k):
+        """Run matmul kernel k as one parallel region where each thread computes the GEMM for its
+        own rows (batches) of the output and then that block's epilogue, while it is still in
+        cache? Only when it is big enough, the epilogue reads the GEMM result at the point it
+        writes (elementwise only: no thread needs another's rows) and no output of the kernel
+        overwrites a GEMM operand (a fast thread's epilogue would clobber what a slower
+        thread's GEMM still reads)."""
+        if self.threads <= 1 or self.blas_threads is None or k.attrs["kind"] != "matmul":
+            return False
+        mm = next(n for n in k.body.nodes if n.op == "matmul")
+        a, c = mm.inputs
+        ta, tb = mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False)
+        M, K = (a.type.shape[-1], a.type.shape[-2]) if ta else (a.type.shape[-2], a.type.shape[-1])
+        N = c.type.shape[-2] if tb else c.type.shape[-1]
+        batch = int(np.prod(a.type.shape[:-2], dtype=np.int64))
+        if kernel_extent(k) < 2 or batch * M * N * K < GEMM_SPLIT_WORK:
+            return False
+        derived = {mm.out.name}
+        for n in k.body.nodes:
+            if n is not mm and any(x.name in derived for x in n.inputs):
+                if n.op not in S.ELEMENTWISE:
+                    return False
+                derived.add(n.out.name)
+        operands = [k.inputs[k.body.inputs.index(x)] for x in (a, c)]
+        return not any(self._overlap(x, o) for x in operands for o in k.outs)
+
+    def _overlap(self, u, v):
+        bu, bv = self.buffer(u), self.buffer(v)
+        if bu[0] != "arena" or bv[0] != "arena":
+            return bu == bv
+        return bu[1] < bv[1] + v.type.nbytes and bv[1] < bu[1] + u.type.nbytes
 
     def epilogue_outputs(self, k):
         """The outputs a matmul kernel's elementwise epilogue stores (all but a direct GEMM result)."""
@@ -512,7 +552,7 @@ class ModuleBuilder:
         direct = self.direct.get(k.out.name, False)
         return [o for o in k.body.outputs if not (o is mm.out and direct)]
 
-    def _parallel_wrapper(self, fn, n_ptrs, extent):
+    def _parallel_wrapper(self, fn, n_ptrs, extent, chunks=None):
         """void kN_par(ptr data): data = [ptr x n_ptrs, i64 counter]. The range [0, extent) is cut
         into chunks (about 4 per thread); each thread takes the next chunk with an atomic
         increment of the counter until none is left, so a thread the OS deschedules delays the
@@ -523,7 +563,7 @@ class ModuleBuilder:
         data = w.args[0]
         ptrs = [b.load(b.gep(data, [i64(i)], inbounds=True, source_etype=PTR), typ=PTR) for i in range(n_ptrs)]
         counter = b.gep(data, [i64(n_ptrs)], inbounds=True, source_etype=PTR)
-        nchunks = min(extent, 4 * self.threads)
+        nchunks = min(extent, chunks or 4 * self.threads)
         chunk = -(-extent // nchunks)
         nchunks = -(-extent // chunk)
         head = w.append_basic_block("next")
@@ -599,8 +639,10 @@ class ModuleBuilder:
         g.initializer = ir.Constant(ty, vals)
         return g
 
-    def gemm(self, kg, pa, pb, pc, at, bt, ta, tb):
-        """C[batch] = op(A) @ op(B): cblas ?gemm (row-major, 64-bit ints) for floats, loops for int64."""
+    def gemm(self, kg, pa, pb, pc, at, bt, ta, tb, rows):
+        """C[batch] = op(A) @ op(B) for the output's first dim restricted to rows = [lo, hi) (LLVM
+        values): rows of C for a plain matrix product, batches for a batched one. cblas ?gemm
+        (row-major, 64-bit ints) for floats, loops for int64."""
         b = kg.b
         dt = at.dtype
         M, K = (at.shape[-1], at.shape[-2]) if ta else (at.shape[-2], at.shape[-1])
@@ -609,36 +651,46 @@ class ModuleBuilder:
         m = mem(dt)
         if batch * M * N == 0:
             return
-        if K == 0:
-            kg.nest([batch * M * N], lambda i: b.store(const(dt, 0), b.gep(pc, i, source_etype=m)))
-            return
+        lo, hi = rows
         sa, sb, sc = at.shape[-2] * at.shape[-1], bt.shape[-2] * bt.shape[-1], M * N
         lda, ldb = at.shape[-1], bt.shape[-1]
+        if len(at.shape) == 2:      # rows [lo, hi) of C: row i of op(A) starts at i*lda (or column i when ta)
+            a_ = b.gep(pa, [b.mul(lo, i64(1 if ta else lda))], source_etype=m)
+            c_ = b.gep(pc, [b.mul(lo, i64(N))], source_etype=m)
+            self._gemm_call(kg, dt, a_, pb, c_, b.sub(hi, lo), N, K, lda, ldb, ta, tb)
+            return
+        inner = batch // at.shape[0]     # batches per index of the first dim
 
         def one(bi):
-            a_ = b.gep(pa, [b.mul(bi, i64(sa))], source_etype=m)
-            b_ = b.gep(pb, [b.mul(bi, i64(sb))], source_etype=m)
-            c_ = b.gep(pc, [b.mul(bi, i64(sc))], source_etype=m)
-            if is_float(dt):
-                t = reg(dt)
-                fn = S.function(self.module, self.gemm_symbols[dt.name], VOID,
-                                [I32, I32, I32, I64, I64, I64, t, PTR, I64, PTR, I64, t, PTR, I64])
-                i32 = lambda n: ir.Constant(I32, n)  # noqa: E731
-                b.call(fn, [i32(101), i32(112 if ta else 111), i32(112 if tb else 111), i64(M), i64(N), i64(K),
-                            ir.Constant(t, 1.0), a_, i64(lda), b_, i64(ldb), ir.Constant(t, 0.0), c_, i64(N)])
-            else:
-                self._int_gemm(kg, a_, b_, c_, M, N, K, lda, ldb, ta, tb)
-        if batch == 1:
-            one(i64(0))
-        else:
-            kg.nest([batch], lambda i: one(i[0]))
+            a_ = b.gep(pa, [b.mul(bi[0], i64(sa))], source_etype=m)
+            b_ = b.gep(pb, [b.mul(bi[0], i64(sb))], source_etype=m)
+            c_ = b.gep(pc, [b.mul(bi[0], i64(sc))], source_etype=m)
+            self._gemm_call(kg, dt, a_, b_, c_, i64(M), N, K, lda, ldb, ta, tb)
+        kg.for_range(b.mul(lo, i64(inner)), b.mul(hi, i64(inner)), lambda i: one([i]))
+
+    def _gemm_call(self, kg, dt, a_, b_, c_, M, N, K, lda, ldb, ta, tb):
+        """C[M, N] = op(A) @ op(B), M an LLVM value (the rows this call computes)."""
+        b = kg.b
+        if K == 0:
+            kg.for_range(i64(0), b.mul(M, i64(N)),
+                         lambda i: b.store(const(dt, 0), b.gep(c_, [i], source_etype=mem(dt))))
+            return
+        if not is_float(dt):
+            self._int_gemm(kg, a_, b_, c_, M, N, K, lda, ldb, ta, tb)
+            return
+        t = reg(dt)
+        fn = S.function(self.module, self.gemm_symbols[dt.name], VOID,
+                        [I32, I32, I32, I64, I64, I64, t, PTR, I64, PTR, I64, t, PTR, I64])
+        i32 = lambda n: ir.Constant(I32, n)  # noqa: E731
+        with b.if_then(b.icmp_signed(">", M, i64(0))):
+            b.call(fn, [i32(101), i32(112 if ta else 111), i32(112 if tb else 111), M, i64(N), i64(K),
+                        ir.Constant(t, 1.0), a_, i64(lda), b_, i64(ldb), ir.Constant(t, 0.0), c_, i64(N)])
 
     def _int_gemm(self, kg, pa, pb, pc, M, N, K, lda, ldb, ta, tb):
         b = kg.b
         acc = kg.alloca(I64)
 
-        def ij(idx):
-            i, j = idx
+        def ij(i, j):
             b.store(i64(0), acc)
 
             def kk(ks):
@@ -650,7 +702,7 @@ class ModuleBuilder:
                 b.store(b.add(b.load(acc, typ=I64), b.mul(x, y)), acc)
             kg.nest([K], kk)
             b.store(b.load(acc, typ=I64), b.gep(pc, [b.add(b.mul(i, i64(N)), j)], source_etype=I64))
-        kg.nest([M, N], ij)
+        kg.for_range(i64(0), M, lambda i: kg.for_range(i64(0), i64(N), lambda j: ij(i, j)))
 
     # -- everything
     def build(self):
@@ -664,6 +716,18 @@ class ModuleBuilder:
             self.errors(ERRORS + "_value")
         fnty = ir.FunctionType(VOID, [PTR])
         main = ir.Function(self.module, fnty, name=ENTRY)
+        if self.split:      # hold OpenBLAS at one thread while our threads split the GEMMs
+            run = ir.Function(self.module, fnty, name=ENTRY + "_run")
+            run.linkage = "internal"
+            b = ir.IRBuilder(main.append_basic_block("entry"))
+            get = S.function(self.module, self.blas_threads[0], I32, [])
+            put = S.function(self.module, self.blas_threads[1], VOID, [I32])
+            prev = b.call(get, [])
+            b.call(put, [ir.Constant(I32, 1)])
+            b.call(run, [main.args[0]])
+            b.call(put, [prev])
+            b.ret_void()
+            main = run
         b = ir.IRBuilder(main.append_basic_block("entry"))
         slots = main.args[0]
 
@@ -691,12 +755,16 @@ class ModuleBuilder:
             if not self.parallel(k):
                 b.call(KernelGen(self, k, name, direct).build(), ptrs + [i64(0), i64(extent)])
             else:
-                if k.attrs["kind"] == "matmul":     # the GEMM on this thread (OpenBLAS threads it), then
+                chunks = None
+                if k.out.name in self.split:        # GEMM + epilogue per block of rows, one block per thread
+                    fn = KernelGen(self, k, name, direct).build()
+                    chunks = self.threads
+                elif k.attrs["kind"] == "matmul":   # the GEMM on this thread (OpenBLAS threads it), then
                     b.call(KernelGen(self, k, name, direct, part="gemm").build(), ptrs + [i64(0), i64(extent)])
                     fn = KernelGen(self, k, name + "_epilogue", direct, part="epilogue").build()
                 else:                               # the epilogue across the threads
                     fn = KernelGen(self, k, name, direct).build()
-                wrapper = self._parallel_wrapper(fn, len(ptrs), extent)
+                wrapper = self._parallel_wrapper(fn, len(ptrs), extent, chunks)
                 with b.goto_entry_block():
                     data = b.alloca(PTR, size=len(ptrs) + 1)
                 for i, p in enumerate(ptrs):

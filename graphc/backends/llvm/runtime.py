@@ -28,7 +28,10 @@ import numpy as np
 _LOCK = threading.Lock()
 _STATE = {}
 GEMM = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
-CODEGEN_VERSION = "graphc-llvm-6"     # bump when codegen changes what a cached object means
+# OpenBLAS's thread count (process-wide). While a graph splits GEMMs across its own GOMP threads,
+# OpenBLAS is held at one thread so the two pools never compete for the cores.
+BLAS_THREADS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")
+CODEGEN_VERSION = "graphc-llvm-8"     # bump when codegen changes what a cached object means
 PAR_THRESHOLD = 32768                  # elements of work below which a kernel stays serial
 
 
@@ -157,13 +160,16 @@ def init():
         lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
         for sym in GEMM.values():
             llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
+        blas_threads = all(hasattr(lib, sym) for sym in BLAS_THREADS)
+        for sym in BLAS_THREADS if blas_threads else ():
+            llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
         libm = ctypes.CDLL("libm.so.6")
         for sym in ("tanh", "tanhf", "erf", "erff", "exp", "expf", "log", "logf", "sin", "sinf",
                     "cos", "cosf", "pow", "powf", "fmod", "fmodf", "floor", "floorf"):
             llvm.add_symbol(sym, ctypes.cast(getattr(libm, sym), ctypes.c_void_p).value)
         gomp = _load_gomp(llvm)
         cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
-        _STATE.update(llvm=llvm, blas=path, libs=(lib, libm, gomp), gomp=gomp is not None,
+        _STATE.update(llvm=llvm, blas=path, libs=(lib, libm, gomp), gomp=gomp is not None, blas_threads=blas_threads,
                       triple=llvm.get_process_triple(), cpu=cpu, features=features,
                       versions=f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info}")
         return _STATE
@@ -301,8 +307,15 @@ class LLVMExecutable:
         self._slots[0] = self.arena.ctypes.data
         self._slots_addr = ctypes.addressof(self._slots)
         self._last_in = [None] * (1 + self._n_in)     # input array objects whose pointers the slots hold
-        self._results = [self._resolver(builder, v) for v in
-                         list(graph.outputs) + [v for _, v in graph.updates]]
+        results = list(graph.outputs) + [v for _, v in graph.updates]
+        self._results = [self._resolver(builder, v) for v in results]
+        # which results are arrays made for this call alone (an output slot seen first, or an arena copy)
+        seen, self.fresh_results = set(), []
+        for v in results:
+            where = builder.buffer(v)
+            self.fresh_results.append(v.name not in builder.inputs and where[0] in ("out", "arena")
+                                      and where not in seen)
+            seen.add(where)
         self.compile_ms = (time.perf_counter() - t0) * 1e3
         _log.info("llvm %s: compiled in %.1f ms (%s), %d thread(s), %d parallel kernel(s)%s",
                   graph.name, self.compile_ms, "disk cache hit" if self.cache_hit else "cold",
