@@ -80,7 +80,7 @@ def example_arg_sets(mod, name):
     return sets
 
 
-def compiled_target(spec, backend="interp"):
+def compiled_target(spec, backend=None):
     """(CompiledFunction, [argument tuples]) for FILE.py:FUNCTION."""
     import graphc as gc
     from .viz import compiled_of
@@ -263,7 +263,7 @@ def cmd_demo(a):
     te, tc = median_ms(eager), median_ms(comp)
     print(f"\n            median ms/step (of {a.repeat} steps after training)")
     print(f"eager       {te:10.3f}")
-    print(f"compiled    {tc:10.3f}   (backend={a.backend})")
+    print(f"compiled    {tc:10.3f}   (backend={comp.backend})")
     print(f"ratio       {te / tc:10.2f}x  (eager / compiled)")
     print()
     print(comp.explain())
@@ -288,14 +288,15 @@ def build_parser():
         s = sub.add_parser(name, help=help_, description=help_ + "\n\n" + _conventions(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         s.add_argument("target", help=_TARGET_HELP)
-        s.add_argument("--backend", default="interp", help="backend for a plain function (default interp)")
+        s.add_argument("--backend", default=None,
+                       help="backend for a plain function (default: llvm where available, GRAPHC_BACKEND overrides)")
         s.set_defaults(func=fn)
         return s
 
     s = sub.add_parser("demo", help="train a small MLP eagerly and compiled, print times, write the report")
     s.add_argument("--steps", type=int, default=20, help="training steps (default 20)")
     s.add_argument("--repeat", type=int, default=20, help="timed steps per median (default 20)")
-    s.add_argument("--backend", default="interp")
+    s.add_argument("--backend", default=None, help="default: llvm where available (GRAPHC_BACKEND overrides)")
     s.add_argument("--out", default="graphc-report.html", help="HTML report path ('' for none)")
     s.set_defaults(func=cmd_demo)
 

@@ -656,8 +656,9 @@ def _fresh(a, others):
 class CompiledFunction:
     """What gc.compile returns for a function: call it like the function."""
 
-    def __init__(self, fn, backend="interp", dump=None, explain=False, passes=None,
+    def __init__(self, fn, backend=None, dump=None, explain=False, passes=None,
                  backend_options=None):
+        backend = backend or _backends.default()
         self.fn = fn
         self.backend = backend
         self.dump = dump if dump is not None else os.environ.get("GRAPHC_DUMP") or None
@@ -1063,12 +1064,18 @@ class CompiledModule:
         return f"CompiledModule({self._orig_mod!r})"
 
 
-def compile(fn=None, *, backend="interp", dump=None, explain=False, passes=None, **backend_options):
-    """Compile a function or an nn.Module (as a decorator, with or without arguments)."""
+def compile(fn=None, *, backend=None, dump=None, explain=False, passes=None, **backend_options):
+    """Compile a function or an nn.Module (as a decorator, with or without arguments). backend:
+    "llvm" (native code, the default on CPU), "interp" (numpy, one call per fused kernel) or
+    "cuda"; None means graphc.backends.default() (GRAPHC_BACKEND overrides)."""
     if fn is None:
         return lambda f: compile(f, backend=backend, dump=dump, explain=explain, passes=passes,
                                  **backend_options)
+    backend = backend or _backends.default()
     _backends.get(backend)  # fail early on an unknown backend
+    if (passes or {}).get("memory") is False and backend != "interp":
+        raise ValueError(f"gc.compile: backend {backend!r} runs the kernels over the memory plan; "
+                         "switching the memory pass off (passes={'memory': False}) needs backend='interp'")
     opts = dict(backend=backend, dump=dump, explain=explain, passes=passes,
                 backend_options=backend_options)
     if hasattr(fn, "named_parameters") and hasattr(fn, "forward"):

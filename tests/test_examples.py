@@ -10,8 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = ["tensors", "regression", "classifier", "convnet", "custom_loss", "checkpoint", "higher_order"]
 
 
-def _run(args, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+def _run(args, cwd, **env_extra):
+    env = dict(os.environ, PYTHONPATH=ROOT, **env_extra)
     r = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"{args} failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     return r.stdout
@@ -23,12 +23,19 @@ def _final(out):
     return float(m.group(1))
 
 
+# regression.py trains with lr=0.1 on the edge of stability: its loss oscillates (0.22 at step 50,
+# 0.39 at step 100), which amplifies the last-bit differences of native tanh (a few ulp from
+# numpy's) into ~0.3% after 200 steps. The interpreter runs numpy's kernels and agrees exactly.
+LOOSE = {("regression", "llvm"): 1e-2}
+
+
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
 @pytest.mark.parametrize("name", SEEDS)
-def test_seed_program_eager_and_compiled_agree(name, tmp_path):
+def test_seed_program_eager_and_compiled_agree(name, backend, tmp_path):
     path = os.path.join(ROOT, "examples", "seeds", f"{name}.py")
     eager = _final(_run([path], tmp_path))
-    compiled = _final(_run([path, "--compile"], tmp_path))
-    assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6)
+    compiled = _final(_run([path, "--compile"], tmp_path, GRAPHC_BACKEND=backend))
+    assert compiled == pytest.approx(eager, rel=LOOSE.get((name, backend), 1e-5), abs=1e-6)
 
 
 def test_demo_runs(tmp_path):

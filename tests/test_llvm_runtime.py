@@ -482,7 +482,7 @@ def test_llvm_ir_asm_and_dump_files(tmp_path):
     assert "define" in m.llvm_ir(x) and len(m.asm(x)) > 0
     st = f.stats(x)
     assert "compile_ms" in st and "cache_hit" in st
-    g = gc.compile(lambda x: x * 2)
+    g = gc.compile(lambda x: x * 2, backend="interp")
     with pytest.raises(ValueError, match="backend='llvm'"):
         g.llvm_ir(x)
     with pytest.raises(ValueError, match="backend='llvm'"):
@@ -504,3 +504,81 @@ def test_cached_input_pointers_follow_the_arrays_passed():
     np.testing.assert_array_equal(exe([a])[0], a * a)
     with pytest.raises(ValueError, match="expects"):
         exe([a.reshape(4, 3)])
+
+
+# ---- per-kernel profile (GRAPHC_PROFILE=1) -------------------------------------------------------------------
+def test_kernel_profile_counts_time_per_kernel(monkeypatch):
+    import time
+    g = plan(parse_graph(BIG))
+    ins = _inputs(g)
+    exe = llvm_compile(g, threads=1, profile=True)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        exe([x.copy() for x in ins])
+    wall = time.perf_counter() - t0
+    rows = exe.kernel_profile()
+    assert [r["kernel"] for r in rows] == [f"k{n}_{k.attrs['kind']}" for n, k in enumerate(g.nodes)
+                                           if k.attrs["kind"] != "view"]
+    assert all(r["seconds"] > 0 for r in rows)
+    assert sum(r["seconds"] for r in rows) < wall
+    assert rows[0]["ops"] == [m.op for m in g.nodes[0].body.nodes]
+    exe.kernel_profile(reset=True)
+    assert all(r["seconds"] == 0 for r in exe.kernel_profile())
+    _same(exe([x.copy() for x in ins]), llvm_compile(g, threads=1)([x.copy() for x in ins]))
+    with pytest.raises(RuntimeError, match="GRAPHC_PROFILE=1"):
+        llvm_compile(g, threads=1).kernel_profile()
+    monkeypatch.setenv("GRAPHC_PROFILE", "1")
+    assert llvm_compile(g, threads=1).options["profile"] is True
+
+
+def test_openblas_held_at_one_thread_during_a_call_and_restored():
+    st = R.init()
+    if not st["blas_threads"]:
+        pytest.skip("OpenBLAS's thread control not available")
+    lib = st["libs"][0]
+    g = plan(parse_graph("""graph f(%a: f32[64,64], %b: f32[64,64]) {
+      %0: f32[64,64] = matmul(%a, %b) {transpose_a=False, transpose_b=False}
+      return %0
+    }"""))
+    before = lib.scipy_openblas_get_num_threads64_()
+    for threads in (1, 2):
+        exe = llvm_compile(g, threads=threads)
+        assert "scipy_openblas_set_num_threads64_" in exe.llvm_ir
+        exe(_inputs(g))
+        assert lib.scipy_openblas_get_num_threads64_() == before
+
+
+# ---- the default backend ----------------------------------------------------------------------------------
+def test_llvm_is_the_default_cpu_backend(monkeypatch):
+    from graphc import backends
+    monkeypatch.delenv("GRAPHC_BACKEND", raising=False)
+    assert backends.default() == "llvm"
+    f = gc.compile(lambda x: x * 2)
+    assert f.backend == "llvm"
+    x = gc.randn(3)
+    np.testing.assert_array_equal(f(x).numpy(), x.numpy() * 2)
+    assert "define" in f.llvm_ir(x)
+    monkeypatch.setenv("GRAPHC_BACKEND", "interp")
+    assert gc.compile(lambda x: x * 2).backend == "interp"
+    assert gc.compile(lambda x: x * 2, backend="llvm").backend == "llvm"
+    monkeypatch.setenv("GRAPHC_BACKEND", "fast")
+    with pytest.raises(ValueError, match="unknown backend 'fast'"):
+        gc.compile(lambda x: x * 2)
+
+
+def test_read_only_non_contiguous_inputs_are_not_written_back():
+    """A broadcast view (read-only, stride 0) runs on a contiguous copy; only state the graph
+    updates is written back to the caller's array."""
+    g = plan(parse_graph("""graph f(%x: f64[3,4], state %s: f64[3,4]) {
+      %0: f64[3,4] = mul(%x, %s)
+      %1: f64[3,4] = add(%s, %x)
+      return %0
+      update s <- %1
+    }"""))
+    exe = llvm_compile(g)
+    x = np.broadcast_to(np.arange(4.0), (3, 4))
+    s = np.ones((4, 3)).T                       # writable, transposed: written back
+    out = exe([x, s])
+    np.testing.assert_array_equal(out[0], np.broadcast_to(np.arange(4.0), (3, 4)))
+    np.testing.assert_array_equal(s, 1 + np.broadcast_to(np.arange(4.0), (3, 4)))
+    assert not x.flags.writeable

@@ -63,7 +63,7 @@ def test_every_pass_can_be_switched_off_from_compile_and_the_numbers_show_it():
     results = {}
     for off in [None] + SWITCHABLE:
         w.data.copy_(gc.ones(16, 8) * 0.01) if False else None
-        f = gc.compile(step, passes={off: False} if off else None)
+        f = gc.compile(step, passes={off: False} if off else None, backend="interp")
         e = f.entry(x)
         names = [n for n, _ in e.passes.stages]
         if off and off != "fusion":
@@ -73,6 +73,9 @@ def test_every_pass_can_be_switched_off_from_compile_and_the_numbers_show_it():
     fused = len(results[None].graph.kernels())
     unfused = len(results["fusion"].graph.kernels())
     assert fused < unfused
+    for backend in ("llvm", None):
+        with pytest.raises(ValueError, match="memory plan.*backend='interp'"):
+            gc.compile(step, passes={"memory": False}, backend=backend)
 
 
 def test_plans_of_traced_models_validate():

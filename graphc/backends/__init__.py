@@ -18,6 +18,25 @@ def get(name):
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}") from None
 
 
+def default() -> str:
+    """The backend gc.compile uses when none is named: GRAPHC_BACKEND if set, else "llvm" (native
+    code) where llvmlite and numpy's bundled OpenBLAS are present, else "interp"."""
+    import os
+    name = os.environ.get("GRAPHC_BACKEND", "").strip()
+    if name:
+        get(name)      # an unknown name fails here, naming the variable's value
+        return name
+    return "llvm" if _llvm_available() else "interp"
+
+
+def _llvm_available() -> bool:
+    import importlib.util
+    if importlib.util.find_spec("llvmlite") is None:
+        return False
+    from .llvm.runtime import _openblas_path
+    return _openblas_path() is not None
+
+
 def _load(name):
     if name in ("interp", "interpreter"):
         from . import interpreter  # noqa: F401

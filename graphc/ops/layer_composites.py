@@ -41,17 +41,21 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     oh = out_size(h, kh, stride[0], padding[0], dilation[0])
     ow = out_size(w, kw, stride[1], padding[1], dilation[1])
     outs = []
+    og, ck = o // groups, cg * kh * kw
     for gi in range(groups):
         xg = F.narrow(x, 1, gi * cg, cg) if groups > 1 else x
-        wg = F.narrow(weight, 0, gi * (o // groups), o // groups) if groups > 1 else weight
+        wg = F.narrow(weight, 0, gi * og, og) if groups > 1 else weight
         cols = F.unfold(xg, (kh, kw), stride, padding, dilation)          # [N, cg*k, L]
-        rows = F.reshape(F.permute(cols, (0, 2, 1)), (n * oh * ow, cg * kh * kw))
-        y = F.matmul(rows, F.t(F.reshape(wg, (o // groups, cg * kh * kw))))  # one GEMM [N*L, O]
-        outs.append(y)
+        # a GEMM per image, W [O, cg*k] @ cols[n] [cg*k, L] -> [O, L]: the result is already
+        # channels-first (no transpose of cols or of the output); the weight's gradient is the
+        # sum over images of g[n] @ cols[n]^T (the broadcast's VJP)
+        wb = F.broadcast_to(F.reshape(wg, (1, og, ck)), (n, og, ck))
+        outs.append(F.matmul(wb, cols))                                  # [N, O/groups, L]
     y = F.cat(outs, 1) if groups > 1 else outs[0]
+    y = F.reshape(y, (n, o, oh, ow))
     if bias is not None:
-        y = y + bias
-    return F.permute(F.reshape(y, (n, oh, ow, o)), (0, 3, 1, 2))
+        y = y + F.reshape(bias, (1, o, 1, 1))
+    return y
 
 
 def _same_padding(mode, kernel, dilation, stride):

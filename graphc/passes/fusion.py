@@ -57,7 +57,9 @@ def _cheap(n) -> bool:
 
 
 def split_cheap(graph: Graph) -> Graph:
-    """Give every cheap node (see _cheap) exactly one user, copying it per extra user.
+    """Give every cheap node (see _cheap) exactly one user, copying it per extra user -- except
+    that the GEMMs reading it share one copy (a GEMM operand is written to memory anyway:
+    copies would compute and store the same operand twice).
 
     One pass from the last node to the first: a copy made for a user is placed just before
     that user, and its own inputs are visited later, so chains of cheap nodes split too."""
@@ -71,14 +73,19 @@ def split_cheap(graph: Graph) -> Graph:
         us = users.get(n.out.name, [])
         if not _cheap(n) or len(us) + (n.out.name in keep) <= 1:
             continue
-        for u in (us if n.out.name in keep else us[1:]):
+        share = [u for u in us if u.op == "matmul"]
+        if len(share) >= 2:     # GEMM operands are materialised: one buffer serves every GEMM
+            copies, mine = [u for u in us if u.op != "matmul"], share
+        else:
+            copies, mine = (us, []) if n.out.name in keep else (us[1:], us[:1])
+        for u in copies:
             v = g.add_node(n.op, n.inputs, n.attrs, n.out.type, loc=n.loc)
             copy = g.nodes.pop()
             u.inputs = [v if x is n.out else x for x in u.inputs]
             extra_before.setdefault(id(u), []).append(copy)
             for x in n.inputs:
                 users.setdefault(x.name, []).append(copy)
-        users[n.out.name] = [] if n.out.name in keep else us[:1]
+        users[n.out.name] = mine
     nodes = []
     for n in out:
         for c in _ordered(extra_before.get(id(n), []), extra_before):

@@ -9,7 +9,8 @@ Settings read when an executable is built: GRAPHC_NUM_THREADS (default: the CPUs
 GRAPHC_BOUNDS_CHECK=1 (checked loads/stores/indices/division), GRAPHC_CACHE_DIR (object-code
 cache, default ~/.cache/graphc/llvm; "off" disables), GRAPHC_PAR_THRESHOLD (elements of work
 below which a kernel stays serial, default 32768), GRAPHC_PAR_EPILOGUES=1 (matmul epilogues in
-parallel too). Keyword options threads=, checks= override.
+parallel too), GRAPHC_PROFILE=1 (count the time spent in each kernel: exe.kernel_profile()).
+Keyword options threads=, checks=, profile= override.
 
 See docs/llvm.md. Modules: types (dtypes as LLVM types), scalar (elementwise math),
 indexing (index maps of movement ops), codegen (kernels -> functions, the entry), runtime
@@ -20,7 +21,7 @@ from __future__ import annotations
 from .. import register
 
 
-def compile(graph, threads=None, checks=None, **options):
+def compile(graph, threads=None, checks=None, profile=None, **options):
     """Compile a fused, memory-planned graph; NotImplementedError (naming the kernel and op)
     for anything it cannot run exactly."""
     from . import runtime as R
@@ -36,11 +37,12 @@ def compile(graph, threads=None, checks=None, **options):
     checks = R.bounds_check() if checks is None else bool(checks)
     threshold = R.par_threshold()
     epilogues = R.parallel_epilogues()
+    profile = R.profiling() if profile is None else bool(profile)
     split = st["blas_threads"]      # GEMMs split across our threads need OpenBLAS held at one thread
     mb = ModuleBuilder(graph, R.GEMM, threads=threads, checks=checks, threshold=threshold, epilogues=epilogues,
-                       blas_threads=R.BLAS_THREADS if split else None)
+                       blas_threads=R.BLAS_THREADS if split else None, profile=profile)
     opts = {"threads": threads, "checks": checks, "threshold": threshold, "epilogues": epilogues,
-            "split_gemm": split}
+            "split_gemm": split, "profile": profile}
     return R.LLVMExecutable(graph, mb, opts)
 
 

@@ -35,6 +35,7 @@ from .. import kernels as _K
 POINTWISE_OPS = set(S.ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)
 GEMM_SPLIT_WORK = 1 << 21     # multiply-adds below which a GEMM stays on one thread
 ENTRY = "graphc_main"
+PROFILE = "graphc_prof"
 ERRORS = "graphc_err"          # i64 check code (1-based, 0: none); graphc_err_value: the offending value
 
 
@@ -82,6 +83,7 @@ class Evaluator:
         self.b = kg.b
         self.ptrs = ptrs            # body value name -> pointer to its buffer (inputs, matmul result)
         self.fixed = fixed or {}    # body value name -> LLVM scalar (a reduction at this position)
+        self.unfold_parts = {}      # unfold output name -> (idx, (c, ki, kj, oy, ox)) of a factored nest
         self.cache = {}
 
     def at(self, v, idx):
@@ -140,8 +142,13 @@ class Evaluator:
                 res = val if res is None else b.select(ok, val, res)
             return const(v.type.dtype, 0) if res is None else res     # every piece empty: never reached
         if op == "unfold":
-            j, ok = IX.unfold(b, idx, ins[0].type.shape, a["kernel"], a["stride"], a["padding"],
-                              a["dilation"], v.type.shape)
+            parts = self.unfold_parts.get(v.name)
+            if parts is not None and parts[0] is idx:     # the loop nest is already factored
+                j, ok = IX.unfold_parts(b, idx[0], parts[1], ins[0].type.shape, a["kernel"], a["stride"],
+                                        a["padding"], a["dilation"])
+            else:
+                j, ok = IX.unfold(b, idx, ins[0].type.shape, a["kernel"], a["stride"], a["padding"],
+                                  a["dilation"], v.type.shape)
             return b.select(ok, self.at(ins[0], j), const(v.type.dtype, a["value"]))
         if op == "take_along_axis":
             j = list(idx)
@@ -302,6 +309,9 @@ class KernelGen:
         outs = body.outputs if outputs is None else outputs
         ptrs = [self.out_ptrs[body.outputs.index(o)] for o in outs]
         shape = body.outputs[0].type.shape
+        if len(outs) == 1 and outs[0].producer is not None and outs[0].producer.op == "unfold" \
+                and outs[0].type.numel:
+            return self._unfold_nest(outs[0], ptrs[0], extra)
 
         def point(idx):
             idx = idx if shape else []
@@ -310,6 +320,25 @@ class KernelGen:
             for o, p, val in zip(outs, ptrs, vals):
                 self.store(p, o.type, idx, val)
         self.nest(list(shape) or [1], point, ranged=True)
+
+    def _unfold_nest(self, o, ptr, extra):
+        """A kernel whose output is an unfold [N, C*kh*kw, OH*OW] loops over [N, C, kh, kw, OH, OW]:
+        the window position and pixel come straight from the loop counters (no division per
+        element) and the innermost loop walks a row of the image."""
+        a = o.producer.attrs
+        n, c, h, w = o.producer.inputs[0].type.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a["kernel"], a["stride"], a["padding"], a["dilation"]
+        oh, ow = IX._out_size(h, kh, sh, ph, dh), IX._out_size(w, kw, sw, pw, dw)
+        b = self.b
+
+        def point(i):
+            ni, ci, ki, kj, oy, ox = i
+            ck = b.add(b.add(b.mul(ci, i64(kh * kw)), b.mul(ki, i64(kw))), kj)
+            idx = [ni, ck, b.add(b.mul(oy, i64(ow)), ox)]
+            ev = self.evaluator(extra=extra)
+            ev.unfold_parts[o.name] = (idx, (ci, ki, kj, oy, ox))
+            self.store(ptr, o.type, idx, ev.at(o, idx))
+        self.nest([n, c, kh, kw, oh, ow], point, ranged=True)
 
     def _reduction(self):
         body = self.kernel.body
@@ -471,7 +500,7 @@ class ModuleBuilder:
     """One LLVM module for one planned graph: a function per kernel, and the entry."""
 
     def __init__(self, graph, gemm_symbols, threads=1, checks=False, threshold=32768, epilogues=False,
-                 blas_threads=None):
+                 blas_threads=None, profile=False):
         self.graph = graph
         self.gemm_symbols = gemm_symbols     # {"float32": name, "float64": name}
         self.threads = threads               # > 1: large kernels run under GOMP_parallel
@@ -479,6 +508,7 @@ class ModuleBuilder:
         self.threshold = threshold
         self.epilogues = epilogues           # also run large matmul epilogues in parallel (the GEMM stays serial)
         self.blas_threads = blas_threads     # (get, set) OpenBLAS thread-count symbols; None: never split a GEMM
+        self.profile = profile               # count cycles per kernel into the global graphc_prof (GRAPHC_PROFILE)
         for k in graph.nodes:
             check_kernel(k)
         self.producer = {v.name: k for k in graph.nodes for v in k.outs}
@@ -525,11 +555,7 @@ class ModuleBuilder:
             return False
         mm = next(n for n in k.body.nodes if n.op == "matmul")
         a, c = mm.inputs
-        ta, tb = mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False)
-        M, K = (a.type.shape[-1], a.type.shape[-2]) if ta else (a.type.shape[-2], a.type.shape[-1])
-        N = c.type.shape[-2] if tb else c.type.shape[-1]
-        batch = int(np.prod(a.type.shape[:-2], dtype=np.int64))
-        if kernel_extent(k) < 2 or batch * M * N * K < GEMM_SPLIT_WORK:
+        if kernel_extent(k) < 2 or kernel_work(k) * self._gemm_depth(k) < GEMM_SPLIT_WORK:
             return False
         derived = {mm.out.name}
         for n in k.body.nodes:
@@ -539,6 +565,13 @@ class ModuleBuilder:
                 derived.add(n.out.name)
         operands = [k.inputs[k.body.inputs.index(x)] for x in (a, c)]
         return not any(self._overlap(x, o) for x in operands for o in k.outs)
+
+    @staticmethod
+    def _gemm_depth(k):
+        """K of a matmul kernel's GEMM (multiply-adds = output elements x K)."""
+        mm = next(n for n in k.body.nodes if n.op == "matmul")
+        a = mm.inputs[0].type.shape
+        return a[-2] if mm.attrs.get("transpose_a", False) else a[-1]
 
     def _overlap(self, u, v):
         bu, bv = self.buffer(u), self.buffer(v)
@@ -582,6 +615,15 @@ class ModuleBuilder:
         b.position_at_end(done)
         b.ret_void()
         return w
+
+    def profile_counter(self, n):
+        """The global i64 graphc_prof_<n>: cycles spent in kernel n, summed over calls."""
+        name = f"{PROFILE}_{n}"
+        g = self.module.globals.get(name)
+        if g is None:
+            g = ir.GlobalVariable(self.module, I64, name=name)
+            g.initializer = i64(0)
+        return g
 
     # -- checks
     def add_check(self, kernel, what, limit, kind):
@@ -714,9 +756,17 @@ class ModuleBuilder:
         if self.checks:
             self.errors()
             self.errors(ERRORS + "_value")
+        if self.profile:        # graphc_cycles(): the cycle counter, for calibrating it against a clock
+            f = ir.Function(self.module, ir.FunctionType(I64, []), name=PROFILE + "_cycles")
+            cb = ir.IRBuilder(f.append_basic_block("entry"))
+            cb.ret(cb.call(S.function(self.module, "llvm.readcyclecounter", I64, []), []))
+            for n, k in enumerate(g.nodes):
+                if k.attrs["kind"] != "view":
+                    self.profile_counter(n)
         fnty = ir.FunctionType(VOID, [PTR])
         main = ir.Function(self.module, fnty, name=ENTRY)
-        if self.split:      # hold OpenBLAS at one thread while our threads split the GEMMs
+        self.hold_blas = self.blas_threads is not None and any(k.attrs["kind"] == "matmul" for k in g.nodes)
+        if self.hold_blas:  # one thread pool: OpenBLAS at one thread, our threads split the big GEMMs
             run = ir.Function(self.module, fnty, name=ENTRY + "_run")
             run.linkage = "internal"
             b = ir.IRBuilder(main.append_basic_block("entry"))
@@ -752,8 +802,16 @@ class ModuleBuilder:
             direct = self.direct.get(k.out.name, False)
             ptrs = [ptr(v) for v in k.inputs] + [ptr(v) for v in k.outs] + [scratch]
             extent = kernel_extent(k)
+            if self.profile:
+                t0 = b.call(S.function(self.module, "llvm.readcyclecounter", I64, []), [])
             if not self.parallel(k):
+                blas = self.hold_blas and self.threads > 1 and k.attrs["kind"] == "matmul" \
+                    and kernel_work(k) * self._gemm_depth(k) >= GEMM_SPLIT_WORK
+                if blas:     # a big GEMM we cannot split: OpenBLAS may use our threads for it
+                    b.call(S.function(self.module, self.blas_threads[1], VOID, [I32]), [ir.Constant(I32, self.threads)])
                 b.call(KernelGen(self, k, name, direct).build(), ptrs + [i64(0), i64(extent)])
+                if blas:
+                    b.call(S.function(self.module, self.blas_threads[1], VOID, [I32]), [ir.Constant(I32, 1)])
             else:
                 chunks = None
                 if k.out.name in self.split:        # GEMM + epilogue per block of rows, one block per thread
@@ -772,6 +830,10 @@ class ModuleBuilder:
                 b.store(i64(0), b.gep(data, [i64(len(ptrs))], inbounds=True, source_etype=PTR))   # chunk counter
                 gomp = S.function(self.module, "GOMP_parallel", VOID, [PTR, PTR, I32, I32])
                 b.call(gomp, [wrapper, data, ir.Constant(I32, self.threads), ir.Constant(I32, 0)])
+            if self.profile:
+                t1 = b.call(S.function(self.module, "llvm.readcyclecounter", I64, []), [])
+                slot = self.profile_counter(n)
+                b.store(b.add(b.load(slot, typ=I64), b.sub(t1, t0)), slot)
             if self.checks:
                 code = b.load(self.errors(), typ=I64)
                 with b.if_then(b.icmp_signed("!=", code, i64(0)), likely=False):

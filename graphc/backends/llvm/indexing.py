@@ -60,7 +60,43 @@ def reshape(b, idx, in_shape, out_shape):
     if a == c:     # only unit dims inserted or removed: map the others one to one
         src = iter(i for i, n in zip(idx, out_shape) if n != 1)
         return [i64(0) if n == 1 else next(src) for n in in_shape]
-    return delinearize(b, linear(b, idx, out_shape), in_shape)
+    groups = _reshape_groups(in_shape, out_shape)
+    if groups is None:
+        return delinearize(b, linear(b, idx, out_shape), in_shape)
+    res = []        # group by group: a group merged into one input dim needs no division
+    for (i0, i1), (o0, o1) in groups:
+        sub_in, sub_out = in_shape[i0:i1], out_shape[o0:o1]
+        res += delinearize(b, linear(b, idx[o0:o1], sub_out), sub_in)
+    return res
+
+
+def _reshape_groups(in_shape, out_shape):
+    """The runs of consecutive dims of in_shape and out_shape with equal products, as
+    [((i0, i1), (o0, o1))], e.g. [64,16,14,14] -> [64,16,1,196]: (64)(64), (16)(16), (14,14)(1,196).
+    None when a dim is 0."""
+    if 0 in in_shape or 0 in out_shape:
+        return None
+    groups, i, o = [], 0, 0
+    while i < len(in_shape) or o < len(out_shape):
+        i0, o0 = i, o
+        pi = po = 1
+        while True:
+            if pi <= po and i < len(in_shape):
+                pi *= in_shape[i]
+                i += 1
+            elif o < len(out_shape):
+                po *= out_shape[o]
+                o += 1
+            else:
+                break
+            if pi == po:
+                while i < len(in_shape) and in_shape[i] == 1:      # absorb trailing unit dims
+                    i += 1
+                while o < len(out_shape) and out_shape[o] == 1:
+                    o += 1
+                break
+        groups.append(((i0, i), (o0, o)))
+    return groups
 
 
 def permute(idx, perm):
@@ -118,12 +154,20 @@ def unfold(b, idx, in_shape, kernel, stride, padding, dilation, out_shape):
     """[N, C*kh*kw, OH*OW] -> [N, C, H, W] (im2col) and validity (inside the unpadded image)."""
     n, ck, l = idx
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    h, w = in_shape[2:]
-    ow = _out_size(w, kw, sw, pw, dw)
+    ow = _out_size(in_shape[3], kw, sw, pw, dw)
     c = b.udiv(ck, i64(kh * kw))
     r = b.urem(ck, i64(kh * kw))
     ki, kj = b.udiv(r, i64(kw)), b.urem(r, i64(kw))
     oy, ox = b.udiv(l, i64(ow)), b.urem(l, i64(ow))
+    return unfold_parts(b, n, (c, ki, kj, oy, ox), in_shape, kernel, stride, padding, dilation)
+
+
+def unfold_parts(b, n, parts, in_shape, kernel, stride, padding, dilation):
+    """unfold's input index from the factored output index (c, ki, kj, oy, ox): a loop nest over
+    [N, C, kh, kw, OH, OW] needs no division."""
+    c, ki, kj, oy, ox = parts
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    h, w = in_shape[2:]
     y = b.sub(b.add(b.mul(oy, i64(sh)), b.mul(ki, i64(dh))), i64(ph))
     x = b.sub(b.add(b.mul(ox, i64(sw)), b.mul(kj, i64(dw))), i64(pw))
     ok = _all(b, [b.icmp_signed(">=", y, i64(0)), b.icmp_signed("<", y, i64(h)),

@@ -31,7 +31,7 @@ GEMM = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
 # OpenBLAS's thread count (process-wide). While a graph splits GEMMs across its own GOMP threads,
 # OpenBLAS is held at one thread so the two pools never compete for the cores.
 BLAS_THREADS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")
-CODEGEN_VERSION = "graphc-llvm-8"     # bump when codegen changes what a cached object means
+CODEGEN_VERSION = "graphc-llvm-11"     # bump when codegen changes what a cached object means
 PAR_THRESHOLD = 32768                  # elements of work below which a kernel stays serial
 
 
@@ -76,6 +76,11 @@ def num_threads() -> int:
 
 def bounds_check() -> bool:
     return os.environ.get("GRAPHC_BOUNDS_CHECK", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def profiling() -> bool:
+    """GRAPHC_PROFILE=1: the entry counts the cycles each kernel takes (exe.kernel_profile())."""
+    return os.environ.get("GRAPHC_PROFILE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def par_threshold() -> int:
@@ -254,6 +259,17 @@ def _cache_write(d, key, obj, ir_text):
         _log.info("llvm backend: could not write the object cache in %s: %s", d, e)
 
 
+def _cycle_hz(cycles, _cache={}):
+    """The rate of the cycle counter (llvm.readcyclecounter: the TSC on x86), measured once
+    against time.perf_counter."""
+    if "hz" not in _cache:
+        c0, t0 = cycles(), time.perf_counter()
+        time.sleep(0.02)
+        c1, t1 = cycles(), time.perf_counter()
+        _cache["hz"] = (c1 - c0) / (t1 - t0) if c1 > c0 else 1e9
+    return _cache["hz"]
+
+
 # ---- the executable -------------------------------------------------------------------------------------
 _ENTRY_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
@@ -292,6 +308,12 @@ class LLVMExecutable:
         self._fn = _ENTRY_T(self._engine.get_function_address(ENTRY))
         self.parallel_kernels = builder.parallel_names
         self._err = None
+        self._prof = None
+        if options.get("profile"):
+            from .codegen import PROFILE
+            self._prof = {n: ctypes.c_int64.from_address(self._engine.get_global_value_address(f"{PROFILE}_{n}"))
+                          for n, k in enumerate(graph.nodes) if k.attrs["kind"] != "view"}
+            self._cycles = ctypes.CFUNCTYPE(ctypes.c_int64)(self._engine.get_function_address(PROFILE + "_cycles"))
         if self.checks:
             self._err = ctypes.c_int64.from_address(self._engine.get_global_value_address(ERRORS))
             self._err_value = ctypes.c_int64.from_address(self._engine.get_global_value_address(ERRORS + "_value"))
@@ -301,6 +323,8 @@ class LLVMExecutable:
         start = (-raw.ctypes.data) % 64
         self.arena = raw[start:start + size]
         self._n_in = len(graph.inputs)
+        names = [v.name for v in graph.inputs]
+        self._written = [names.index(n) for n, _ in graph.updates if n in names]
         self._in_types = [(tuple(v.type.shape), v.type.dtype.np) for v in graph.inputs]
         self._outs = [(tuple(v.type.shape), v.type.dtype.np) for v in builder.out_values]
         self._slots = (ctypes.c_void_p * (1 + self._n_in + len(self._outs)))()
@@ -392,11 +416,30 @@ class LLVMExecutable:
             self._raise()
         res = [r(ins, outs) for r in self._results]
         if fixups:   # non-contiguous inputs ran on copies: write state back, return the caller's arrays
+            written = {id(ins[i]) for i in self._written}
             for a, c in fixups:
-                a[...] = c
+                if id(c) in written:      # read-only inputs (a broadcast view) are not written back
+                    a[...] = c
             swap = {id(c): a for a, c in fixups}
             res = [swap.get(id(r), r) for r in res]
         return res
+
+    def kernel_profile(self, reset=False):
+        """Seconds spent in each kernel over all calls so far (GRAPHC_PROFILE=1 / profile=True):
+        [{"kernel", "kind", "ops", "seconds"}] in schedule order, views left out."""
+        if self._prof is None:
+            raise RuntimeError(f"{self.graph.name}: compiled without profiling; set GRAPHC_PROFILE=1 "
+                               "or compile with profile=True")
+        hz = _cycle_hz(self._cycles)
+        rows = []
+        for n, k in enumerate(self.graph.nodes):
+            if k.attrs["kind"] == "view":
+                continue
+            rows.append({"kernel": f"k{n}_{k.attrs['kind']}", "kind": k.attrs["kind"],
+                         "ops": [m.op for m in k.body.nodes], "seconds": self._prof[n].value / hz})
+            if reset:
+                self._prof[n].value = 0
+        return rows
 
     def _bad_input(self, k, a):
         g = self.graph
