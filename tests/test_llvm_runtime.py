@@ -582,3 +582,35 @@ def test_read_only_non_contiguous_inputs_are_not_written_back():
     np.testing.assert_array_equal(out[0], np.broadcast_to(np.arange(4.0), (3, 4)))
     np.testing.assert_array_equal(s, 1 + np.broadcast_to(np.arange(4.0), (3, 4)))
     assert not x.flags.writeable
+
+
+def test_fold_and_scatter_add_split_over_images(monkeypatch):
+    """conv and max-pool gradients (fold, scatter_add along the window axis) run in parallel
+    over dim 0 (each image only writes its own slice), with the one-thread numbers exactly."""
+    if not R.init()["gomp"]:
+        pytest.skip("libgomp not available")
+    monkeypatch.setenv("GRAPHC_PAR_THRESHOLD", "64")
+
+    def run(threads):
+        gc.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(4 * 5 * 5, 3))
+        opt = gc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        x, y = gc.randn(6, 2, 10, 10), gc.randint(0, 3, (6,))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        f = gc.compile(step, backend="llvm", threads=threads)
+        losses = [float(f(x, y).item()) for _ in range(3)]
+        return f.entry(x, y).exe, losses, [p.detach().numpy().copy() for p in model.parameters()]
+    e2, l2, p2 = run(2)
+    ops = {f"k{n}_opaque": k.body.nodes[0].op for n, k in enumerate(e2.graph.nodes) if k.attrs["kind"] == "opaque"}
+    par = [ops[n] for n in e2.parallel_kernels if n in ops]
+    assert "fold" in par and "scatter_add" in par, (ops, e2.parallel_kernels)
+    e1, l1, p1 = run(1)
+    assert l1 == l2
+    _same(p1, p2)

@@ -56,7 +56,11 @@ def kernel_extent(k):
         shape, axes = _space(next(n for n in body.nodes if n.op in REDUCTIONS))
         outer = [s for d, s in enumerate(shape) if d not in axes]
         return outer[0] if outer else 1
-    if kind == "opaque":
+    if kind == "opaque":       # fold, and scatter_add along another axis: images / rows are independent
+        node = k.body.nodes[0]
+        shape = node.out.type.shape
+        if shape and (node.op == "fold" or node.attrs.get("axis") != 0):
+            return shape[0]
         return 1
     shape = body.outputs[0].type.shape
     return shape[0] if shape else 1
@@ -455,8 +459,10 @@ class KernelGen:
         out = self.out_ptrs[0]
         axis = node.attrs["axis"]
         b = self.b
+        ranged = axis != 0 and bool(x.type.shape)    # rows [lo, hi) of dim 0 only touch their own rows
         self.nest(list(x.type.shape) or [1], lambda i: self.store(
-            out, x.type, i if x.type.shape else [], self.load(self.in_ptrs[x.name], x.type, i if x.type.shape else [])))
+            out, x.type, i if x.type.shape else [], self.load(self.in_ptrs[x.name], x.type, i if x.type.shape else [])),
+            ranged=ranged)
 
         def add(i):
             j = list(i)
@@ -465,7 +471,7 @@ class KernelGen:
             s = self.load(self.in_ptrs[src.name], src.type, i)
             cur = self.load(out, x.type, j)
             self.store(out, x.type, j, b.fadd(cur, s) if is_float(x.type.dtype) else b.add(cur, s))
-        self.nest(list(idx.type.shape), add)
+        self.nest(list(idx.type.shape), add, ranged=ranged)
 
     def _fold(self, node):
         cols = node.inputs[0]
@@ -478,7 +484,7 @@ class KernelGen:
         out = self.out_ptrs[0]
         b = self.b
         dt = out_t.dtype
-        self.nest(list(out_t.shape), lambda i: self.store(out, out_t, i, const(dt, 0)))
+        self.nest(list(out_t.shape), lambda i: self.store(out, out_t, i, const(dt, 0)), ranged=True)
 
         def add(i):
             ni, ci, ki, kj, oy, ox = i
@@ -492,7 +498,7 @@ class KernelGen:
                 s = self.load(self.in_ptrs[cols.name], cols.type, [ni, ck, l])
                 cur = self.load(out, out_t, [ni, ci, y, x])
                 self.store(out, out_t, [ni, ci, y, x], b.fadd(cur, s) if is_float(dt) else b.add(cur, s))
-        self.nest([n, c, kh, kw, oh, ow], add)
+        self.nest([n, c, kh, kw, oh, ow], add, ranged=True)     # image n only adds into image n
 
 
 # ---- the module ------------------------------------------------------------------------------------------
@@ -532,9 +538,10 @@ class ModuleBuilder:
         """Run kernel k under GOMP_parallel? Pointwise, reduction and matmul kernels whose outer
         range has at least 2 points and whose work (elements visited) reaches the threshold. Matmul kernels
         run their GEMM serially (OpenBLAS runs its own threads: no nesting) and only their
-        elementwise epilogue in parallel; opaque kernels accumulate and stay serial."""
+        elementwise epilogue in parallel; opaque kernels (fold, scatter_add) split over dim 0 where each
+        index there only writes its own slice (fold: an image; scatter_add along another axis)."""
         kind = k.attrs["kind"]
-        if self.threads <= 1 or kind not in ("pointwise", "reduction", "matmul"):
+        if self.threads <= 1 or kind not in ("pointwise", "reduction", "matmul", "opaque"):
             return False
         if kind == "matmul" and k.out.name in self.split:
             return True
