@@ -52,10 +52,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         wb = F.broadcast_to(F.reshape(wg, (1, og, ck)), (n, og, ck))
         outs.append(F.matmul(wb, cols))                                  # [N, O/groups, L]
     y = F.cat(outs, 1) if groups > 1 else outs[0]
-    y = F.reshape(y, (n, o, oh, ow))
-    if bias is not None:
-        y = y + F.reshape(bias, (1, o, 1, 1))
-    return y
+    if bias is not None:          # added to the GEMM's [N, O, L] result: fusion makes it its epilogue
+        y = y + F.reshape(bias, (1, o, 1))
+    return F.reshape(y, (n, o, oh, ow))
 
 
 def _same_padding(mode, kernel, dilation, stride):
