@@ -11,7 +11,11 @@
    elementwise kernel and the generated ln_gelu row-reduction kernel (% of copy bandwidth);
    mlp_train b128 step (graphc cuda, whole call with host<->device copies, and device time
    only; graphc eager on the CPU; torch CUDA eager when importable); float32 matmul 4096^3
-   TFLOP/s; launch overhead in microseconds per launch.
+   TFLOP/s; launch overhead in microseconds per launch (numba's ordinary dispatch vs graphc's
+   eager and prepared launch paths);
+4. device tensors (everything stays on the GPU): graphc eager GPU vs graphc compiled GPU for the
+   mlp_train step and ln_gelu (wall time per call, eager microseconds per op), checked against
+   the CPU.
 Prints one table; writes JSON to $OUT/gpu.json when OUT is set. Every section has a time limit
 (SIGALRM) and records its error instead of stopping the script.
 """
@@ -136,12 +140,14 @@ def close(a, b, rtol, atol):
 
 
 # ---- workloads ------------------------------------------------------------------------------------------
-def mlp(backend, compiled=True, batch=B):
+def mlp(backend, compiled=True, batch=B, device=None):
     gc.manual_seed(0)
     model = nn.Sequential(nn.Linear(D_IN, H1), nn.ReLU(), nn.Linear(H1, H2), nn.ReLU(), nn.Linear(H2, 10))
+    if device is not None:
+        model.to(device)
     opt = gc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     gc.manual_seed(1)
-    x, y = gc.randn(batch, D_IN), gc.randint(0, 10, (batch,))
+    x, y = gc.randn(batch, D_IN, device=device), gc.randint(0, 10, (batch,), device=device)
 
     def step(x, y):
         opt.zero_grad()
@@ -149,14 +155,14 @@ def mlp(backend, compiled=True, batch=B):
         loss.backward()
         opt.step()
         return loss
-    f = gc.compile(step, backend=backend) if compiled else step
+    f = gc.compile(step, backend=backend or "interp") if compiled else step
     return f, (x, y), model
 
 
-def ln_gelu_fn():
+def ln_gelu_fn(device=None):
     gc.manual_seed(0)
-    g, b = gc.randn(COLS), gc.randn(COLS)
-    x = gc.randn(ROWS, COLS)
+    g, b = gc.randn(COLS, device=device), gc.randn(COLS, device=device)
+    x = gc.randn(ROWS, COLS, device=device)
     return (lambda x: F.gelu(F.layer_norm(x, (COLS,)) * g + b, approximate="tanh")), x
 
 
@@ -345,22 +351,78 @@ def _bench_matmul():
 
 @section("bench_launch_overhead", 60)
 def _bench_launch():
+    bench = RESULTS["bench"]
+    n = 20 if SMOKE else 2000
+    r = gc.cuda.launch_overhead_us(n)       # a tiny kernel launched n times back to back, per launch
+    for k in ("numba_dispatch_us", "numba_configured_us", "graphc_eager_us", "graphc_prepared_us"):
+        bench[f"launch_{k}"] = r[k]
+    bench["launch_eager_path"], bench["launch_prepared_path"] = r["eager_path"], r["prepared_path"]
+    RESULTS["checks"]["launch_probe"] = {"ok": r["correct"]}
+    # a compiled graph's own prepared launch (the path run_device takes)
     p = planned("""graph tiny(%x: f32[1]) {
       %0: f32[1] = neg(%x)
       return %0
     }""")
     exe = get("cuda")(p)
     exe([np.ones(1, np.float32)])
-    _, launch, args = exe.launches[0]
-    n = 20 if SMOKE else 2000
+    _, launch, _ = exe.launches[0]
     for _ in range(100 if not SMOKE else 2):
-        launch(*args)
+        launch()
     cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(n):
-        launch(*args)
+        launch()
     cuda.synchronize()
-    RESULTS["bench"]["launch_overhead_us"] = (time.perf_counter() - t0) / n * 1e6
+    bench["launch_overhead_us"] = (time.perf_counter() - t0) / n * 1e6
+    bench["launch_overhead_path"] = launch.path
+
+
+# ---- 4. device tensors: eager GPU vs compiled GPU ------------------------------------------------------------
+def _eager_ops(fn):
+    from graphc.backends.cuda import eager
+    before = eager.COUNTS["ops"]
+    fn()
+    return eager.COUNTS["ops"] - before
+
+
+@section("device_mlp_train_b128", 200)
+def _device_mlp():
+    bench, checks = RESULTS["bench"], RESULTS["checks"]
+    runs = {}
+    for name, dev, compiled in (("eager_gpu", "cuda", False), ("compiled_gpu", "cuda", True),
+                                ("eager_cpu", None, False)):
+        f, (x, y), model = mlp(None, compiled=compiled, device=dev)
+        losses = [float(f(x, y).item()) for _ in range(2)]
+        runs[name] = losses
+        if dev is not None:
+            assert all(p.is_cuda for p in model.parameters())
+            if not compiled:
+                bench["mlp_eager_gpu_ops_per_step"] = _eager_ops(lambda: f(x, y))
+            bench[f"mlp_{name}_ms"] = wall_ms(lambda: f(x, y), repeat=10 if compiled else 5)
+    for name in ("eager_gpu", "compiled_gpu"):
+        ok, err = close(runs[name], runs["eager_cpu"], 1e-4, 1e-5)
+        checks[f"mlp_{name}_vs_cpu"] = {"ok": ok, "max_err_over_tol": err, "losses": runs[name]}
+    ops = bench.get("mlp_eager_gpu_ops_per_step")
+    if ops:
+        bench["mlp_eager_gpu_us_per_op"] = bench["mlp_eager_gpu_ms"] * 1e3 / ops
+
+
+@section("device_ln_gelu", 120)
+def _device_ln_gelu():
+    bench, checks = RESULTS["bench"], RESULTS["checks"]
+    fn, x = ln_gelu_fn()
+    want = fn(x).numpy()
+    dev_fn, xc = ln_gelu_fn("cuda")          # the same numbers, made on the device
+    compiled = gc.compile(dev_fn)
+    for name, f in (("eager_gpu", dev_fn), ("compiled_gpu", compiled)):
+        out = f(xc)
+        assert out.is_cuda
+        ok, err = close(out.numpy(), want, 1e-4, 1e-5)
+        checks[f"ln_gelu_{name}_vs_cpu"] = {"ok": ok, "max_err_over_tol": err}
+        bench[f"ln_gelu_{name}_ms"] = wall_ms(lambda: f(xc))
+    ops = _eager_ops(lambda: dev_fn(xc))
+    bench["ln_gelu_eager_gpu_ops"] = ops
+    bench["ln_gelu_eager_gpu_us_per_op"] = bench["ln_gelu_eager_gpu_ms"] * 1e3 / max(ops, 1)
 
 
 # ---- report --------------------------------------------------------------------------------------------

@@ -46,16 +46,7 @@ def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 
 
-class cuda:
-    """graphc.cuda: no CUDA backend in this build yet."""
-
-    @staticmethod
-    def is_available() -> bool:
-        return False
-
-    @staticmethod
-    def device_count() -> int:
-        return 0
+from . import cuda  # noqa: E402,F401  (graphc.cuda: is_available, device_count, synchronize)
 
 
 def __getattr__(name):

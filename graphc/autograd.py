@@ -266,8 +266,11 @@ def _accumulate_leaf(leaf, g, create_graph):
         leaf._grad = g if create_graph else g.detach().clone()
     elif create_graph or leaf._grad.requires_grad:
         leaf._grad = leaf._grad + g
-    else:
+    elif not (leaf._grad.is_cuda or g.is_cuda):
         leaf._grad._data += g._data
+        leaf._grad._version[0] += 1
+    else:                       # cuda (or mixed devices: the add raises torch's device error)
+        leaf._grad._data[...] = (leaf._grad.detach() + g.detach())._data
         leaf._grad._version[0] += 1
 
 

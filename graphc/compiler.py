@@ -479,7 +479,7 @@ class _OutputBackward:
             if j == self.k:
                 parts.append(F.reshape(F.cast(g, dt), (-1,)))
             else:
-                parts.append(F.zeros(t.numel, dtype=dt))
+                parts.append(F.zeros(t.numel, dtype=dt, device=F._device_of(g, None)))
         return (F.cat(parts) if len(parts) > 1 else parts[0],)
 
     def release(self):
@@ -620,7 +620,7 @@ class Entry:
                     g._data[...] = a
                     g._version[0] += 1
                 else:
-                    owner._grad = Tensor._wrap(np.array(a, copy=True))
+                    owner._grad = Tensor._wrap(_copy(a))
         for kind, t in self.grad_clears:
             (t if kind == "grad" else leaves[t])._grad = None
         self.calls += 1
@@ -645,8 +645,15 @@ def _own(a, ins):
     return a if a.flags.writeable else np.array(a, copy=True)
 
 
+def _copy(a):
+    """A copy of a result array (a numpy array, or a cuda tensor's DeviceArray)."""
+    return np.array(a, copy=True) if type(a) is np.ndarray else a.copy()
+
+
 def _fresh(a, others):
     """Copy a result that shares memory with an input (or an earlier result)."""
+    if type(a) is not np.ndarray and hasattr(a, "shares_memory"):      # a cuda DeviceArray
+        return a.copy() if any(a.shares_memory(o) for o in others) else a
     for o in others:
         if np.may_share_memory(a, o):
             return np.array(a, copy=True)
@@ -869,7 +876,8 @@ class CompiledFunction:
             for ext, attr in (("llvm.ll", "llvm_ir"), ("s", "asm")):
                 with open(os.path.join(self.dump, f"{graph.name}.{ext}"), "w") as f:
                     f.write(getattr(exe, attr))
-        return exe
+        from .backends.cuda.follow import FollowInputs     # cuda tensors in: runs on the cuda backend
+        return FollowInputs(exe, graph, self.backend, self.backend_options)
 
     def _guards(self, trace, names, arg_leaves):
         guards = []

@@ -12,6 +12,10 @@ There is no pickle here. A checkpoint is a small container whose object tree is 
      data_at   data       raw little-endian tensor bytes, each tensor 64-byte aligned
     data_at+data_len  sha256 32 bytes  of everything before it
 
+Tensor data is always stored from the host: a cuda tensor is copied to the host when saved, and
+load() returns CPU tensors (torch's map_location="cpu"); `model.load_state_dict` copies them onto
+the model's device.
+
 A tensors[] entry is {"dtype", "shape", "offset", "nbytes", "kind", "requires_grad"}
 (offset relative to data_at; kind is tensor, parameter or ndarray). A node is a JSON null,
 true/false, int or string, or an object tagged by "$": float (hex text, exact, nan/inf
@@ -101,7 +105,7 @@ class _Encoder:
             if obj._data is None:
                 raise TypeError(f"graphc.save: {where} is a tensor being traced by graphc.compile; "
                                 "save real tensors outside the compiled function")
-            arr, dtype = obj._data, obj.dtype
+            arr, dtype = obj._host(), obj.dtype       # a cuda tensor's data is copied to the host
             kind = "parameter" if _is_parameter(obj) else "tensor"
             rg = bool(obj.requires_grad)
         else:

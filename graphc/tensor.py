@@ -113,23 +113,23 @@ class Tensor:
 
     @property
     def device(self):
-        from .device import device
-        return device("cpu")
+        from .device import device, CPU, CUDA0
+        return CUDA0 if type(self._data) is not np.ndarray and self._data is not None else CPU
 
     def to(self, *args, **kwargs):
         """tensor.to(device), .to(dtype), .to(other), as torch: the same tensor when nothing
-        changes, else a converted copy. Only the CPU exists until the CUDA backend lands."""
+        changes, else a converted copy (a device move is differentiable: ToCopyBackward)."""
         from . import dtypes as _dtypes
         from .device import device as _device
         dtype = kwargs.pop("dtype", None)
         dev = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("copy", None)
+        copy = kwargs.pop("copy", False)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
             if isinstance(a, Tensor):
-                dtype = a.dtype
+                dtype, dev = a.dtype, a.device
             elif isinstance(a, _dtypes.DType) or a in (float, int, bool):
                 dtype = a
             elif isinstance(a, (str, _device)):
@@ -139,17 +139,19 @@ class Tensor:
                     dev = a
             else:
                 raise TypeError(f"to() received an invalid combination of arguments: {a!r}")
+        t = self
         if dev is not None:
-            _device(dev).check_available()
-        return self if dtype is None else F.cast(self, _dtypes.as_dtype(dtype))
+            t = _to_device(t, _device(dev).check_available())
+        if dtype is not None:
+            t = F.cast(t, _dtypes.as_dtype(dtype))
+        return F.clone(t) if copy and t is self else t
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None):
-        from .device import device as _device
-        _device("cuda").check_available()
-        return self
+        from .device import cuda_device
+        return self.to(cuda_device(device))
 
     def type(self, dtype=None):
         if dtype is None:
@@ -158,7 +160,7 @@ class Tensor:
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return type(self._data) is not np.ndarray and self._data is not None
 
     @property
     def is_tracer(self) -> bool:
@@ -170,17 +172,22 @@ class Tensor:
         return TensorType(self._data.shape, self._dtype)
 
     # ---- data access -----------------------------------------------------------------------
+    def _host(self) -> np.ndarray:
+        """The data as a numpy array: the storage itself on the CPU, a host copy of a cuda tensor."""
+        d = self._data
+        return d if type(d) is np.ndarray else d.copy_to_host()
+
     def numpy(self) -> np.ndarray:
         if self._value is not None:
             _tracing.data_dependent(self, ".numpy()")
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return self._data
+        return self._host()
 
     def __array__(self, dtype=None, copy=None):
         if self._value is not None:
             _tracing.data_dependent(self, "numpy.asarray()")
-        a = self._data
+        a = self._host()
         return a.astype(dtype) if dtype is not None else a
 
     def item(self):
@@ -188,19 +195,19 @@ class Tensor:
             _tracing.data_dependent(self, ".item()")
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
-        return self._data.reshape(()).item()
+        return self._host().reshape(()).item()
 
     def tolist(self):
         if self._value is not None:
             _tracing.data_dependent(self, ".tolist()")
-        return self._data.tolist()
+        return self._host().tolist()
 
     def __bool__(self) -> bool:
         if self._value is not None:
             _tracing.data_dependent(self, "a Python `if`/`while`/`and`/`or` on a tensor (bool())")
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self._data.reshape(()))
+        return bool(self._host().reshape(()))
 
     def __float__(self):
         return float(self.item())
@@ -223,7 +230,7 @@ class Tensor:
     def __repr__(self) -> str:
         if self._value is not None:
             return f"tracer({self._value!r}, requires_grad={self.requires_grad})"
-        d = self._data
+        d = self._host()
         # as torch: whole numbers print as `1.`, anything else with 4 fixed decimals
         whole = d.dtype.kind != "f" or not d.size or bool(np.all(~np.isfinite(d) | (d == np.round(d))))
         body = np.array2string(d, separator=", ", prefix="tensor(", precision=4,
@@ -232,6 +239,8 @@ class Tensor:
         if self._dtype not in (_dt.get_default_dtype(), _dt.int64, _dt.bool_) or (
                 self._data.size == 0 and self._dtype is not _dt.get_default_dtype()):
             extra.append(f"dtype={self._dtype!r}")
+        if self.is_cuda:
+            extra.insert(0, "device='cuda:0'")
         if self.grad_fn is not None:
             extra.append(f"grad_fn=<{self.grad_fn.name}>")
         elif self.requires_grad:
@@ -311,6 +320,11 @@ class Tensor:
         for t in (self,) + args:
             if isinstance(t, Tensor) and t._value is not None:
                 _tracing.escaped(t, "an in-place operation")
+        if getattr(self._data, "copied_view", False):
+            raise NotImplementedError(
+                "graphc: an in-place operation on a view (permute, slice, expand, ...) of a cuda tensor "
+                "is unsupported on cuda: there the view is a copy, so the write would not reach the "
+                "tensor it views; use the out-of-place form")
         grad_mode = _ag.is_grad_enabled()
         if grad_mode and self.requires_grad and self.is_leaf:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
@@ -339,6 +353,9 @@ class Tensor:
             new = F.cast(new, self._dtype)
         if tuple(new.shape) != tuple(self.shape):
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(new.shape)}")
+        if type(new._data) is not type(self._data):
+            from .device import mismatch
+            raise mismatch(self.device, new.device)
         if not self._data.flags.writeable:
             raise RuntimeError("unsupported operation: this tensor is an expanded view (broadcast_to/expand) "
                                "and more than one element refers to a single memory location; call .clone() first")
@@ -375,6 +392,8 @@ class Tensor:
 
     def copy_(self, src):
         # clone: a new node, so that self takes src's history rather than becoming src's alias
+        if isinstance(src, Tensor) and src._value is None and self._value is None and src.device != self.device:
+            src = src.to(self.device)      # copy_ moves data across devices, as torch's
         return self._inplace(lambda s, o: F.clone(F.broadcast_to(F.cast(o, s.dtype), s.shape)), src)
 
     def addcmul_(self, t1, t2, value=1):
@@ -413,30 +432,114 @@ def _dim(d: int, ndim: int) -> int:
 
 
 def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
-    """Apply primitive `name`: run it eagerly, or record it into the active trace."""
+    """Apply primitive `name`: run it eagerly (on the inputs' device), or record it into the
+    active trace."""
     prim = PRIMITIVES[name]
     trace = _tracing.active()
     if trace is not None:
         return trace.record(prim, inputs, attrs)
+    on_cuda = False
     for t in inputs:
         if t._value is not None:
             _tracing.escaped(t, f"the operation '{name}'")
+        if type(t._data) is not np.ndarray:
+            on_cuda = True
     in_types = tuple(t._type() for t in inputs)
     out_type = prim.infer(*in_types, **attrs)
-    with np.errstate(all="ignore"):
-        data = prim.impl(*[t._data for t in inputs], **attrs)
-    if not isinstance(data, np.ndarray) or data.dtype != out_type.dtype.np:
-        data = np.asarray(data, dtype=out_type.dtype.np)
-    out = Tensor._wrap(data, dtype=out_type.dtype)
-    if prim.category == "movement" and len(inputs) == 1 and np.may_share_memory(data, inputs[0]._data):
-        base = inputs[0]
-        out._version = base._version
-        out._base = base._base if base._base is not None else base
+    if on_cuda:
+        out = _run_cuda(prim, inputs, attrs, out_type)
+    else:
+        with np.errstate(all="ignore"):
+            data = prim.impl(*[t._data for t in inputs], **attrs)
+        if not isinstance(data, np.ndarray) or data.dtype != out_type.dtype.np:
+            data = np.asarray(data, dtype=out_type.dtype.np)
+        out = Tensor._wrap(data, dtype=out_type.dtype)
+        if prim.category == "movement" and len(inputs) == 1 and np.may_share_memory(data, inputs[0]._data):
+            base = inputs[0]
+            out._version = base._version
+            out._base = base._base if base._base is not None else base
     if (prim.vjp is not None and out_type.dtype.is_floating_point and _ag.is_grad_enabled()
             and any(t.requires_grad for t in inputs)):
         out.grad_fn = _ag.BackwardNode(prim, inputs, out, attrs, in_types)
         out.requires_grad = True
     return out
+
+
+# ---- devices ---------------------------------------------------------------------------------------
+# movement primitives whose numpy result is a view of the input: on cuda reshape is a true alias,
+# the others are copies standing for a view (writing into them in place raises)
+_VIEW_OPS = ("reshape", "permute", "slice", "broadcast_to")
+
+
+def _run_cuda(prim, inputs, attrs, out_type):
+    """One primitive on cuda operands (device arrays; single host values mix in as scalars)."""
+    from .backends.cuda import eager
+    from .device import mismatch
+    operands = []
+    for t in inputs:
+        d = t._data
+        if type(d) is np.ndarray:
+            if not _single_value(d):
+                cuda_first = type(inputs[0]._data) is not np.ndarray
+                raise mismatch("cuda:0", "cpu") if cuda_first else mismatch("cpu", "cuda:0")
+            operands.append(eager.HostScalar(d[(0,) * d.ndim], d.shape, d.dtype))
+        else:
+            operands.append(d)
+    if prim.name == "reshape" and type(operands[0]) is not eager.HostScalar:
+        data = operands[0].reshape(out_type.shape)           # the same device memory
+    else:
+        data = eager.run(prim, operands, attrs)
+        if prim.name in _VIEW_OPS and type(operands[0]) is not eager.HostScalar and data is not operands[0]:
+            data.copied_view = True
+    out = Tensor._wrap(data, dtype=out_type.dtype)
+    if prim.name in _VIEW_OPS and len(inputs) == 1 and type(inputs[0]._data) is not np.ndarray:
+        base = inputs[0]
+        out._version = base._version
+        out._base = base._base if base._base is not None else base
+    return out
+
+
+def apply_on(device, name: str, **attrs) -> Tensor:
+    """apply() of a source primitive (full, iota, constant: no tensor inputs) made on `device`
+    (None: the CPU; ignored while tracing, where the compiled call's inputs decide)."""
+    if device is None or _tracing.active() is not None:
+        return apply(name, **attrs)
+    from .device import device as _device
+    if _device(device).check_available().type == "cpu":
+        return apply(name, **attrs)
+    from .backends.cuda import eager
+    prim = PRIMITIVES[name]
+    out_type = prim.infer(**attrs)
+    return Tensor._wrap(eager.run(prim, [], attrs), dtype=out_type.dtype)
+
+
+def _single_value(a: np.ndarray) -> bool:
+    """A CPU array holding one value (0-d, or a broadcast of one element): it mixes with cuda
+    tensors as a scalar would, as torch lets 0-d CPU tensors do."""
+    return a.ndim == 0 or (a.size > 0 and not any(a.strides))
+
+
+def _to_device(t: Tensor, dev) -> Tensor:
+    """t on device `dev` (a graphc.device): t itself when it is there already, else a copy that
+    autograd sees as ToCopyBackward."""
+    if t._value is not None or t.device == dev:
+        return t
+    from .device import move
+    out = Tensor._wrap(move(t._data, dev), dtype=t._dtype)
+    if _ag.is_grad_enabled() and t.requires_grad:
+        out.grad_fn = _ag.BackwardNode(_TO_COPY, (t,), out, {"device": dev, "src": t.device}, (t._type(),))
+        out.requires_grad = True
+    return out
+
+
+def _to_copy_vjp(ctx, g):
+    return (_to_device(g, ctx.attrs["src"]),)
+
+
+from .ops.registry import Primitive as _Primitive  # noqa: E402
+
+_TO_COPY = _Primitive("to_copy", "movement", infer=lambda x, **a: x, impl=None, vjp=_to_copy_vjp, arity=1,
+                      saves=(), doc="a device move (Tensor.to(device)); not in the registry")
 
 
 from .ops import functional as F  # noqa: E402  (functional needs Tensor; methods need functional)

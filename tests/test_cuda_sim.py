@@ -6,28 +6,18 @@ run in a subprocess with the variable set. They use tiny shapes: the simulator r
 thread as a Python thread.
 """
 import os
-import subprocess
-import sys
 
 import pytest
 
+from cuda_subprocess import run_cases, simulator_env
+
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _run_cases(env, *extra):
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **env)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-           os.path.join(HERE, "cuda_sim_cases.py"), *extra]
-    r = subprocess.run(cmd, cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True, timeout=300)
-    tail = (r.stdout + r.stderr)[-6000:]
-    assert r.returncode == 0, tail
-    return r.stdout
 
 
 def test_cuda_backend_in_simulator():
-    out = _run_cases({"NUMBA_ENABLE_CUDASIM": "1"})
+    r = run_cases("cuda_sim_cases.py", simulator_env())
+    out = r.stdout
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
     assert " passed" in out and "skipped" not in out.strip().split("\n")[-1], out[-3000:]
 
 
@@ -35,14 +25,9 @@ def test_generated_kernels_compile_to_ptx():
     """A representative subset of the same cases with every kernel compiled to sm_90 PTX by
     NVVM (the real target's typing, no GPU needed); skips where NVVM is missing. The whole
     set: GRAPHC_CUDA_PTX=1 python -m pytest tests/cuda_sim_cases.py (~1 min)."""
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    env["GRAPHC_CUDA_PTX"] = "1"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        os.path.join(HERE, "cuda_sim_cases.py"), "-k",
-                        "kernels_and_source or opaque or float_unary or binary or casts or broadcast "
-                        "or unfold or softmax_style or in_place or int_unary"],
-                       cwd=os.path.dirname(HERE), env=dict(env, PYTHONDONTWRITEBYTECODE="1"),
-                       capture_output=True, text=True, timeout=300)
+    r = run_cases("cuda_sim_cases.py", {"GRAPHC_CUDA_PTX": "1", "NUMBA_ENABLE_CUDASIM": "0"}, "-k",
+                  "kernels_and_source or opaque or float_unary or binary or casts or broadcast "
+                  "or unfold or softmax_style or in_place or int_unary")
     tail = (r.stdout + r.stderr)[-6000:]
     # pytest exits 5 when the cases module skipped itself before any test ran (no NVVM)
     if r.returncode == 5 or ("skipped" in r.stdout and " passed" not in r.stdout):

@@ -161,7 +161,8 @@ def test_train_eval():
     assert not m.block[0].training
 
 
-def test_to_device():
+def test_to_device(monkeypatch):
+    monkeypatch.setattr(gc.cuda, "_AVAILABLE", False)      # as on a machine without CUDA
     m = Net()
     assert m.to("cpu") is m and m.cpu() is m
     assert m.to(gc.device("cpu")) is m

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..ops.functional import _pair, empty
 from . import functional as F
 from . import init
-from .module import Module, _check_device
+from .module import Module, _check_device, _place
 from .parameter import Parameter
 
 
@@ -27,6 +27,7 @@ class Conv2d(Module):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+        _place(self, device)
 
     def reset_parameters(self):
         init.default_layer_init_(self.weight, self.bias)

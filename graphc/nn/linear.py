@@ -5,7 +5,7 @@ from .. import ops  # noqa: F401
 from ..ops.creation import tensor  # noqa: F401
 from . import functional as F
 from . import init
-from .module import Module, _check_device
+from .module import Module, _check_device, _place
 from .parameter import Parameter
 
 
@@ -31,6 +31,7 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+        _place(self, device)
 
     def reset_parameters(self):
         init.default_layer_init_(self.weight, self.bias)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..ops.functional import empty
 from . import functional as F
 from . import init
-from .module import Module, _check_device
+from .module import Module, _check_device, _place
 from .parameter import Parameter
 
 
@@ -68,6 +68,7 @@ class Embedding(Module):
                                 requires_grad=not _freeze)
         if _weight is None:
             self.reset_parameters()
+        _place(self, device)
 
     def reset_parameters(self):
         init.normal_(self.weight)

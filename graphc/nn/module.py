@@ -21,11 +21,26 @@ def _float32():
     return float32
 
 
+def _cast(t, dtype):
+    """A detached copy-or-self of t in dtype, on t's device."""
+    from ..autograd import no_grad
+    from ..ops import functional as F
+    with no_grad():
+        return F.cast(Tensor._alias(t) if t.requires_grad else t, dtype)
+
+
 def _check_device(device):
     """Layers take device= as torch's do; only devices graphc can use are accepted."""
     if device is not None:
         from ..device import device as _device
         _device(device).check_available()
+
+
+def _place(module, device):
+    """A layer built with device=: its parameters and buffers (made and initialised on the CPU,
+    so the numbers are the CPU's) moved there."""
+    if device is not None:
+        module.to(device)
 
 
 class Module:
@@ -202,33 +217,51 @@ class Module:
                     p._grad._data[...] = 0
 
     def to(self, *args, **kwargs):
-        """Module.to(device) / .to(dtype): parameters and floating buffers change in place."""
+        """Module.to(device) / .to(dtype): parameters and buffers (and their .grad) change in
+        place, keeping their identity, so an optimizer built before the move still holds them;
+        optimizer state created after the move is made on the new device."""
         from ..device import device
         from .. import dtypes as _dt
-        dtype = None
+        dtype = dev = None
         for a in list(args) + list(kwargs.values()):       # check everything before changing anything
             if isinstance(a, _dt.DType) or (isinstance(a, str) and a in _dt._BY_NAME):
                 dtype = _dt.as_dtype(a)
             elif isinstance(a, (str, device)):
-                device(a).check_available()
-            elif isinstance(a, Tensor):                     # .to(other_tensor): its dtype
-                dtype = a.dtype
+                dev = device(a).check_available()
+            elif isinstance(a, Tensor):                     # .to(other_tensor): its dtype and device
+                dtype, dev = a.dtype, a.device
             elif a is not None and not isinstance(a, bool):
                 raise TypeError(f"Module.to() got an unexpected argument {a!r}")
+        if dev is not None:
+            self._move(dev)
         if dtype is not None:
             self._cast_floats(dtype)
         return self
+
+    def _move(self, dev):
+        from ..device import move
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.device != dev:
+                t._data = move(t._data, dev)
+                t._version[0] += 1
+            g = t._grad
+            if g is not None and g._value is None and g.device != dev:
+                t._grad = Tensor._wrap(move(g._data, dev), dtype=g.dtype)
+
+    def cuda(self, device=None):
+        from ..device import cuda_device
+        return self.to(cuda_device(device))
 
     def _cast_floats(self, dtype):
         if not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
         for t in list(self.parameters()) + list(self.buffers()):
             if t.dtype.is_floating_point and t.dtype is not dtype:
-                t._data = t._data.astype(dtype.np)
+                t._data = _cast(t, dtype)._data
                 t._dtype = dtype
                 t._version[0] += 1
                 if t._grad is not None and t._grad._value is None:   # the gradient follows, as in torch
-                    t._grad = Tensor._wrap(t._grad._data.astype(dtype.np))
+                    t._grad = _cast(t._grad, dtype)
 
     def double(self):
         return self.to(_float64())
@@ -237,7 +270,7 @@ class Module:
         return self.to(_float32())
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def apply(self, fn):
         for m in self.children():
@@ -294,7 +327,8 @@ class Module:
         with no_grad():
             for k, t in own.items():
                 if k in state_dict:
-                    t._data[...] = state_dict[k]._data.astype(t._data.dtype, copy=False)
+                    src = state_dict[k].detach().to(t.device)        # host <-> device as needed
+                    t._data[...] = _cast(src, t.dtype)._data
                     t._version[0] += 1
         return _IncompatibleKeys(missing, unexpected)
 

@@ -5,7 +5,7 @@ from .. import dtypes as _dt
 from ..ops.functional import ones, zeros
 from . import functional as F
 from . import init
-from .module import Module, _check_device
+from .module import Module, _check_device, _place
 from .parameter import Parameter
 
 
@@ -35,6 +35,7 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
+        _place(self, device)
 
     def reset_running_stats(self):
         if self.track_running_stats:
@@ -83,6 +84,7 @@ class LayerNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
+        _place(self, device)
 
     def forward(self, x):
         k = len(self.normalized_shape)

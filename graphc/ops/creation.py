@@ -61,7 +61,7 @@ def _nested_tensors_to_lists(x):
 
 def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new tensor holding a copy of data (nested lists, numbers, a numpy array or a tensor)."""
-    _check_device(device)
+    dev = _check_device(device)
     arr = np.array(_np_from_data(data, dtype), copy=True)
     if _tracing.active() is not None:
         d = _dt.from_numpy(arr.dtype)
@@ -70,16 +70,22 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
             raise _tracing.TraceError("creating a tensor with requires_grad=True inside a compiled "
                                       "function is not supported; create it outside and capture it")
         return t
-    t = Tensor._wrap(arr)
+    if dev is not None and dev.type == "cuda":
+        from ..device import move
+        t = Tensor._wrap(move(arr, dev), dtype=_dt.from_numpy(arr.dtype))
+    else:
+        t = Tensor._wrap(arr)
     if requires_grad:
         t.requires_grad_(True)
     return t
 
 
 def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor) and data._value is None and device is not None:
+        return data.to(device) if dtype is None else data.to(device).to(dtype)
     if isinstance(data, Tensor) and (dtype is None or _dt.as_dtype(dtype) is data.dtype):
         return data
-    if isinstance(data, np.ndarray) and _tracing.active() is None:
+    if isinstance(data, np.ndarray) and _tracing.active() is None and device is None:
         return Tensor._wrap(_np_from_data(data, dtype))
     return tensor(data, dtype=dtype, device=device)
 
@@ -99,9 +105,11 @@ def scalar_tensor(v, dtype=None):
 
 
 def _check_device(device):
+    """The graphc.device for device= (None stays None); RuntimeError if it is unusable."""
     if device is not None:
         from ..device import device as _device
-        _device(device).check_available()
+        return _device(device).check_available()
+    return None
 
 
 # ---- random numbers -------------------------------------------------------------------------------
@@ -135,12 +143,19 @@ class Generator:
         self.state._data[...] = state._data if isinstance(state, Tensor) else state
         self.state._version[0] += 1
 
-    def uniform(self, shape, dtype, draws=1):
-        """`draws` tensors of uniform [0, 1) numbers of `shape`, advancing the state."""
+    def uniform(self, shape, dtype, draws=1, device=None):
+        """`draws` tensors of uniform [0, 1) numbers of `shape`, advancing the state. On a cuda
+        `device` the kernel reads the state from a device copy (16 bytes, as torch passes its
+        generator's seed and offset to the kernel); the numbers are the same as on the CPU."""
         n = 1
         for s in shape:
             n *= s
-        u = apply("uniform", self.state, shape=(draws,) + tuple(shape), dtype=dtype)
+        state = self.state
+        dev = _check_device(device)
+        if dev is not None and dev.type == "cuda" and _tracing.active() is None:
+            from ..device import move
+            state = Tensor._wrap(move(self.state._data, dev), dtype=self.state.dtype)
+        u = apply("uniform", state, shape=(draws,) + tuple(shape), dtype=dtype)
         if _tracing.active() is None:
             self.state._data[1] += n * draws
             self.state._version[0] += 1
@@ -189,27 +204,27 @@ def _finish(t, requires_grad):
     return _requires(t, requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad=False, generator=None):
+def rand(*shape, dtype=None, requires_grad=False, generator=None, device=None):
     """Uniform numbers in [0, 1)."""
     from .functional import reshape
     shape, dtype = _shape_dtype(shape, dtype)
     with _no_grad():
-        u = reshape((generator or default_generator).uniform(shape, dtype), shape)
+        u = reshape((generator or default_generator).uniform(shape, dtype, device=device), shape)
     return _finish(u, requires_grad)
 
 
-def randn(*shape, dtype=None, requires_grad=False, generator=None):
+def randn(*shape, dtype=None, requires_grad=False, generator=None, device=None):
     """Standard normal numbers (Box-Muller over two uniform draws)."""
     from .functional import reshape, log, sqrt, cos, narrow
     shape, dtype = _shape_dtype(shape, dtype)
     with _no_grad():
-        u = (generator or default_generator).uniform(shape, dtype, draws=2)
+        u = (generator or default_generator).uniform(shape, dtype, draws=2, device=device)
         u1, u2 = (reshape(narrow(u, 0, i, 1), shape) for i in (0, 1))
         z = sqrt(log(1 - u1) * -2.0) * cos(u2 * (2 * np.pi))
     return _finish(z, requires_grad)
 
 
-def randint(low, high=None, size=None, dtype=None, generator=None):
+def randint(low, high=None, size=None, dtype=None, generator=None, device=None):
     """Integers uniform in [low, high)."""
     from .functional import reshape, cast
     if size is None and isinstance(high, (tuple, list)):   # randint(high, size)
@@ -222,34 +237,41 @@ def randint(low, high=None, size=None, dtype=None, generator=None):
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     shape, dtype = _shape_dtype((tuple(size),), dtype or _dt.int64)
     with _no_grad():
-        u = reshape((generator or default_generator).uniform(shape, _dt.float64), shape)
+        u = reshape((generator or default_generator).uniform(shape, _dt.float64, device=device), shape)
         r = cast(cast(u * float(high - low), _dt.int64) + low, dtype)
     return r
 
 
-def rand_like(x, dtype=None, requires_grad=False):
-    return rand(tuple(x.shape), dtype=dtype or x.dtype, requires_grad=requires_grad)
+def _like_device(x, device):
+    return device if device is not None or x._value is not None else x.device
 
 
-def randn_like(x, dtype=None, requires_grad=False):
-    return randn(tuple(x.shape), dtype=dtype or x.dtype, requires_grad=requires_grad)
+def rand_like(x, dtype=None, requires_grad=False, device=None):
+    return rand(tuple(x.shape), dtype=dtype or x.dtype, requires_grad=requires_grad,
+                device=_like_device(x, device))
 
 
-def randint_like(x, low, high=None, dtype=None):
-    return randint(low, high, tuple(x.shape), dtype=dtype or x.dtype)
+def randn_like(x, dtype=None, requires_grad=False, device=None):
+    return randn(tuple(x.shape), dtype=dtype or x.dtype, requires_grad=requires_grad,
+                 device=_like_device(x, device))
 
 
-def randperm(n, dtype=None, generator=None):
+def randint_like(x, low, high=None, dtype=None, device=None):
+    return randint(low, high, tuple(x.shape), dtype=dtype or x.dtype, device=_like_device(x, device))
+
+
+def randperm(n, dtype=None, generator=None, device=None):
     """A random permutation of 0..n-1 (eager only: it sorts)."""
     if _tracing.active() is not None:
         raise _tracing.TraceError(f"graphc.randperm inside a compiled function is not supported "
                                   f"({_tracing.user_location()}); create it outside and pass it in")
     p = (generator or default_generator)._rng.permutation(n)
-    return Tensor._wrap(p.astype((_dt.as_dtype(dtype) if dtype else _dt.int64).np))
+    t = Tensor._wrap(p.astype((_dt.as_dtype(dtype) if dtype else _dt.int64).np))
+    return t if device is None else t.to(device)
 
 
-def normal(mean, std, size, generator=None):
-    return randn(size, generator=generator) * std + mean
+def normal(mean, std, size, generator=None, device=None):
+    return randn(size, generator=generator, device=device) * std + mean
 
 
 def is_number(x):

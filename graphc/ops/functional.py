@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from .. import tracing as _tracing
-from ..tensor import Tensor, apply, _dim
+from ..tensor import Tensor, apply, apply_on, _dim
 
 _py_max, _py_min, _py_sum, _py_abs = builtins.max, builtins.min, builtins.sum, builtins.abs
 _py_any, _py_all = builtins.any, builtins.all
@@ -33,11 +33,21 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
-def full(shape, fill_value, dtype=None, requires_grad=False):
+def full(shape, fill_value, dtype=None, requires_grad=False, device=None):
     shape = _shape_arg((shape,)) if isinstance(shape, (tuple, list)) else (int(shape),)
     dtype = _dt.as_dtype(dtype) if dtype is not None else _dt.scalar_dtype(fill_value)
-    t = apply("full", shape=shape, value=_pyval(fill_value, dtype), dtype=dtype)
+    t = apply_on(device, "full", shape=shape, value=_pyval(fill_value, dtype), dtype=dtype)
     return _requires(t, requires_grad)
+
+
+def _on(t, device):
+    """t moved to `device` (creation functions' device=; None: where it is)."""
+    return t if device is None else t.to(device)
+
+
+def _device_of(x, device):
+    """device= of a *_like function: as given, else x's (the CPU for a tracer)."""
+    return device if device is not None or x._value is not None else x.device
 
 
 def _requires(t, requires_grad):
@@ -49,39 +59,44 @@ def _requires(t, requires_grad):
     return t
 
 
-def zeros(*shape, dtype=None, requires_grad=False):
-    return full(_shape_arg(shape), 0, dtype=dtype or _dt.get_default_dtype(), requires_grad=requires_grad)
+def zeros(*shape, dtype=None, requires_grad=False, device=None):
+    return full(_shape_arg(shape), 0, dtype=dtype or _dt.get_default_dtype(), requires_grad=requires_grad,
+                device=device)
 
 
-def ones(*shape, dtype=None, requires_grad=False):
-    return full(_shape_arg(shape), 1, dtype=dtype or _dt.get_default_dtype(), requires_grad=requires_grad)
+def ones(*shape, dtype=None, requires_grad=False, device=None):
+    return full(_shape_arg(shape), 1, dtype=dtype or _dt.get_default_dtype(), requires_grad=requires_grad,
+                device=device)
 
 
-def empty(*shape, dtype=None, requires_grad=False):
-    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+def empty(*shape, dtype=None, requires_grad=False, device=None):
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def full_like(x, fill_value, dtype=None, requires_grad=False):
-    return full(tuple(x.shape), fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
+def full_like(x, fill_value, dtype=None, requires_grad=False, device=None):
+    return full(tuple(x.shape), fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad,
+                device=_device_of(x, device))
 
 
-def zeros_like(x, dtype=None, requires_grad=False):
-    return full_like(x, 0, dtype=dtype, requires_grad=requires_grad)
+def zeros_like(x, dtype=None, requires_grad=False, device=None):
+    return full_like(x, 0, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def ones_like(x, dtype=None, requires_grad=False):
-    return full_like(x, 1, dtype=dtype, requires_grad=requires_grad)
+def ones_like(x, dtype=None, requires_grad=False, device=None):
+    return full_like(x, 1, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def empty_like(x, dtype=None, requires_grad=False):
-    return zeros_like(x, dtype=dtype, requires_grad=requires_grad)
+def empty_like(x, dtype=None, requires_grad=False, device=None):
+    return zeros_like(x, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 def iota(shape, axis, dtype=_dt.int64):
     return apply("iota", shape=tuple(shape), axis=axis, dtype=_dt.as_dtype(dtype))
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
+    if device is not None:
+        return _requires(_on(arange(start, end, step, dtype), device), requires_grad)
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -99,7 +114,9 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     return _requires(cast(r, dtype), requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
+def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
+    if device is not None:
+        return _requires(_on(linspace(start, end, steps, dtype), device), requires_grad)
     dtype = _dt.as_dtype(dtype) if dtype is not None else _dt.get_default_dtype()
     if steps == 1:
         return _requires(full((1,), start, dtype=dtype), requires_grad)
@@ -107,7 +124,9 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
     return _requires(cast(r, dtype), requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(n, m=None, dtype=None, requires_grad=False, device=None):
+    if device is not None:
+        return _requires(_on(eye(n, m, dtype), device), requires_grad)
     m = n if m is None else m
     e = eq(iota((n, m), 0), iota((n, m), 1))
     return _requires(cast(e, dtype or _dt.get_default_dtype()), requires_grad)
@@ -816,7 +835,7 @@ def _normalize_index(x, index):
     for e in index:
         if isinstance(e, (list, np.ndarray)):
             from .creation import tensor
-            e = tensor(e)
+            e = tensor(e, device=None if x._value is not None else x.device)
         if isinstance(e, (bool, np.bool_)):
             out.append(_NewAxisIndex(bool(e)))
             continue
@@ -825,7 +844,7 @@ def _normalize_index(x, index):
                 _tracing.data_dependent(e, "boolean-mask indexing x[mask] (its shape depends on the data)",
                                         hint="use gc.where(mask, x, 0) or masked_fill instead")
             if e.ndim == 0:
-                out.append(_NewAxisIndex(bool(e._data)))
+                out.append(_NewAxisIndex(bool(e)))
                 continue
         if isinstance(e, Tensor) and e.dtype not in (_dt.int64, _dt.bool_):
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
@@ -855,7 +874,8 @@ def _normalize_index(x, index):
                 if m != n:
                     raise IndexError(f"The shape of the mask {list(e.shape)} at index {k} does not match "
                                      f"the shape of the indexed tensor {list(x.shape)} at index {d + k}")
-            res.extend(Tensor._wrap(a.astype(np.int64)) for a in np.nonzero(e._data))
+            # (a cuda mask is read on the host: the result's shape depends on it, as in torch)
+            res.extend(Tensor._wrap(a.astype(np.int64)).to(e.device) for a in np.nonzero(e._host()))
         else:
             res.append(e)
         d += width(e)
@@ -876,7 +896,11 @@ def _int_index(e, n, d):
 def _check_index_bounds(idx, n, d):
     """Eager index tensors are checked against their dim (the gather only sees a flat index)."""
     if idx._value is None and idx.numel():
-        bad = idx._data[(idx._data < -n) | (idx._data >= n)]
+        if idx.is_cuda:     # checked on the device; one flag is read back (torch raises here too)
+            if not bool(any(logical_or(lt(idx, -n), ge(idx, n)))):
+                return
+        data = idx._host()
+        bad = data[(data < -n) | (data >= n)]
         if bad.size:
             raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {d} with size {n}")
 
@@ -1067,9 +1091,12 @@ def _install_methods():
         "float": lambda self: cast(self, _dt.float32), "double": lambda self: cast(self, _dt.float64),
         "long": lambda self: cast(self, _dt.int64), "bool": lambda self: cast(self, _dt.bool_),
         "type_as": lambda self, o: cast(self, o.dtype),
-        "new_zeros": lambda self, *s, dtype=None: zeros(*s, dtype=dtype or self.dtype),
-        "new_ones": lambda self, *s, dtype=None: ones(*s, dtype=dtype or self.dtype),
-        "new_full": lambda self, s, v, dtype=None: full(s, v, dtype=dtype or self.dtype),
+        "new_zeros": lambda self, *s, dtype=None, device=None: zeros(*s, dtype=dtype or self.dtype,
+                                                                     device=_device_of(self, device)),
+        "new_ones": lambda self, *s, dtype=None, device=None: ones(*s, dtype=dtype or self.dtype,
+                                                                   device=_device_of(self, device)),
+        "new_full": lambda self, s, v, dtype=None, device=None: full(s, v, dtype=dtype or self.dtype,
+                                                                     device=_device_of(self, device)),
     }
     for name, fn in M.items():
         setattr(Tensor, name, fn)

@@ -33,7 +33,7 @@ def _take_impl(x, idx, *, axis):
 
 def _take_vjp(c, g):
     x_t = c.in_types[0]
-    zeros = F.full(x_t.shape, 0, dtype=g.dtype)
+    zeros = F.full(x_t.shape, 0, dtype=g.dtype, device=F._device_of(g, None))
     return (F.scatter_add(zeros, c.inputs[1], g, c.attrs["axis"]), None)
 
 

@@ -219,7 +219,7 @@ def dropout(x, p=0.5, training=True, inplace=False, generator=None):
         return x * 0
     from .creation import rand
     keep = F.ge(rand(tuple(x.shape), dtype=x.dtype if x.dtype.is_floating_point else None,
-                     generator=generator), p)
+                     generator=generator, device=F._device_of(x, None)), p)
     return F.where(keep, x * (1.0 / (1 - p)), F.zeros_like(x))
 
 

@@ -5,8 +5,11 @@
     exe.cuda_source()                                       # the generated Python source
 
 Modules: _numba (import numba.cuda, the numpy shim), codegen (kernels -> source),
-runtime (device arena, compiled launches, the executable). See docs/cuda.md. Runs in numba's
-CUDA simulator when NUMBA_ENABLE_CUDASIM=1 is set before numba is first imported.
+runtime (device arena, compiled launches, the executable), launch (the low-overhead launch path),
+resident (calls on cuda tensors: state bound in place), follow (a compiled graph runs where its
+inputs are), device_array (a cuda tensor's storage), eager (eager GPU mode: cached single-op
+kernels). See docs/cuda.md. Runs in numba's CUDA simulator when NUMBA_ENABLE_CUDASIM=1 is set
+before numba is first imported.
 """
 from __future__ import annotations
 

@@ -707,6 +707,7 @@ class Config:
 
     def __init__(self, simulator=False, block=None, red_block=None, tile=None, max_blocks=None,
                  regs=None, tile_k=None):
+        self.simulator = simulator
         self.block = block or (8 if simulator else 256)
         self.red_block = red_block or (4 if simulator else 256)
         self.tile = tile or (2 if simulator else 16)      # threads per block: tile x tile

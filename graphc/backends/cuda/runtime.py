@@ -9,9 +9,16 @@ Device memory is ONE numba device array of uint8, laid out as
 inputs into their slots, run the pre-configured launches in schedule order, copy outputs back,
 and copy every state input the graph updated in place back into the caller's array.
 
-State is copied host -> device on every call (v1): the caller's numpy arrays are the truth and
-may have been changed between calls; keeping state device-resident needs device tensors in the
-framework (next step, see docs/cuda.md).
+Two ways to call it:
+  exe(host arrays)             host numpy arrays in and out (the backend contract): inputs copied
+                               host -> device each call, outputs and updated state copied back
+  exe.run_on_device(arrays)    cuda tensors' storage (DeviceArray) in and out, no host copies:
+                               captured state bound in place, arguments copied device -> device
+                               into their slots, outputs returned as fresh DeviceArrays
+                               (resident.py)
+
+Launches go through `launch.PreparedLaunch`: kernel compiled and parameters marshalled once, then
+one driver call per launch (numba's ordinary dispatch in the simulator).
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import numpy as np
 
 from . import _numba
 from .codegen import Config, generate
+from .launch import Launcher, PreparedLaunch
 
 ALIGN = 256
 _MODULES = {}      # generated source -> its namespace: the same graph compiles its kernels once
@@ -72,15 +80,20 @@ class CudaExecutable:
         self.nbytes = max(off, ALIGN)
         self.arena = cuda.device_array(self.nbytes, dtype=np.uint8)
         self._in_views = [self._view(o, v.type) for o, v in zip(self._in_off, graph.inputs)]
-        # launches, bound once
+        # launches, bound once; each operand also as ("in", i) or a fixed view, for resident calls
         self.launches = []
+        self.launch_specs = []         # (name, kernel, grid, block, operands)
         for k, kg in gens:
             for ln in kg.launches:
                 args = [self._view(self._scratch_off, v[1]) if isinstance(v, tuple) else self.device_view(v)
                         for v in ln.operands]
                 fn = ns[ln.name]
-                self.launches.append((ln.name, fn[ln.grid, ln.block], args))
+                self.launches.append((ln.name, PreparedLaunch(Launcher(fn, ln.grid, ln.block), args), args))
+                specs = [a if isinstance(v, tuple) or self.where(v)[0] != "in" else self.where(v)
+                         for v, a in zip(ln.operands, args)]
+                self.launch_specs.append((ln.name, fn, ln.grid, ln.block, specs))
         self.compile_seconds = time.perf_counter() - t0
+        self._resident = None
         self._results = [self._result(v) for v in list(graph.outputs) + [v for _, v in graph.updates]]
         self._written = sorted({self.input_index[b[6:]] for k in graph.nodes if k.op == "kernel"
                                 for b in k.attrs["buffers"] if b.startswith("state:")})
@@ -145,8 +158,32 @@ class CudaExecutable:
 
     def run_device(self):
         """Every launch, in schedule order, on the data already on the device (no copies)."""
-        for _, launch, args in self.launches:
-            launch(*args)
+        if self.cfg.simulator:
+            with np.errstate(all="ignore"):     # the simulator's numpy scalars warn where a GPU wraps
+                for _, launch, _ in self.launches:
+                    launch()
+            return
+        for _, launch, _ in self.launches:
+            launch()
+
+    @property
+    def launch_paths(self):
+        """{launch name: how it launches} ("prepared parameters" on a GPU after the first call)."""
+        return {name: launch.path for name, launch, _ in self.launches}
+
+    # -- device-resident calls (cuda tensors in and out): resident.py
+    def run_on_device(self, arrays, labels=None):
+        """Inputs already on the device (DeviceArray; 0-d numpy values allowed) -> [outputs...,
+        update values...] as DeviceArrays; state updated in place in the caller's arrays."""
+        if self._resident is None:
+            from .resident import ResidentCall
+            self._resident = ResidentCall(self)
+        return self._resident(arrays, labels)
+
+    @property
+    def fresh_device_results(self):
+        """Per output: True where run_on_device returns an array allocated for that call alone."""
+        return [self.where(v)[0] != "in" for v in self.graph.outputs]
 
     def synchronize(self):
         _numba.cuda().synchronize()

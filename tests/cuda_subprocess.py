@@ -1,0 +1,20 @@
+"""Run a module of simulator cases in a subprocess (numba picks the CUDA simulator at its first
+import, and other tests in the main process import numba normally)."""
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_cases(module, env, *extra, timeout=300):
+    """pytest `module` (a file in tests/) in a subprocess with `env` added; the CompletedProcess."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **env)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+           os.path.join(HERE, module), *extra]
+    return subprocess.run(cmd, cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def simulator_env():
+    return {"NUMBA_ENABLE_CUDASIM": "1"}
