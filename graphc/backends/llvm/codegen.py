@@ -270,7 +270,11 @@ class KernelGen:
         p = b.gep(ptr, [self._offset(ttype, idx, what)], inbounds=True, source_etype=m)
         b.store(b.zext(val, I8) if is_bool(ttype.dtype) else val, p)
 
-    def for_range(self, lo, hi, body):
+    def for_range(self, lo, hi, body, unroll=True):
+        """A loop i in [lo, hi). unroll=False marks it llvm.loop.unroll.disable (a fully unrolled
+        row loop lets GVN merge its loads with the next row loop's: dozens of live vectors,
+        spills) and llvm.loop.interleave.count 4 (LLVM still vectorises it, with 4 partial sums
+        for a reduction, which unroll.disable alone would drop to 1: latency-bound)."""
         b = self.b
         pre = b.block
         head = b.append_basic_block("for.head")
@@ -284,18 +288,26 @@ class KernelGen:
         b.position_at_end(blk)
         body(i)
         i.add_incoming(b.add(i, i64(1)), b.block)
-        b.branch(head)
+        latch = b.branch(head)
+        if not unroll:
+            m = b.module
+            flags = [m.add_metadata([ir.MetaDataString(m, "llvm.loop.unroll.disable")]),
+                     m.add_metadata([ir.MetaDataString(m, "llvm.loop.interleave.count"), ir.Constant(I32, 4)])]
+            loop_id = ir.values.MDValue(m, [], name=str(len(m.metadata)))   # !N = distinct !{!N, flags...}
+            loop_id.operands = (loop_id, *flags)
+            latch.set_metadata("llvm.loop", loop_id)
         b.position_at_end(done)
 
-    def nest(self, extents, body, ranged=False):
+    def nest(self, extents, body, ranged=False, unroll=True):
         """Loops over `extents` (row-major, the last innermost); with ranged, the first loop runs
-        over [lo, hi) instead of [0, extent) -- the split point for parallel execution."""
+        over [lo, hi) instead of [0, extent) -- the split point for parallel execution.
+        unroll=False: the innermost loop is never fully unrolled (for_range)."""
         def rec(k, idx):
             if k == len(extents):
                 body(idx)
                 return
             lo, hi = (self.lo, self.hi) if ranged and k == 0 else (i64(0), i64(extents[k]))
-            self.for_range(lo, hi, lambda i: rec(k + 1, idx + [i]))
+            self.for_range(lo, hi, lambda i: rec(k + 1, idx + [i]), unroll or k < len(extents) - 1)
         rec(0, [])
 
     def evaluator(self, fixed=None, extra=None):
@@ -383,11 +395,15 @@ class KernelGen:
                     vals = [ev2.at(o, idx) for o in full_outs]
                     for o, val in zip(full_outs, vals):
                         self.store(self.out_ptrs[body.outputs.index(o)], o.type, idx, val)
-                self.nest([shape[d] for d in axes], point)
+                self.nest([shape[d] for d in axes], point, unroll=not axes or shape[tuple(axes)[-1]] < 128)
         self.nest([shape[d] for d in outer] or [1], position, ranged=True)
 
     def _reduce(self, r, oidx, combine, fixed, axes, shape):
         b = self.b
+        # Short sums (< 64 terms) add in order: vectorising them gains nothing, and the order
+        # then does not depend on whether LLVM vectorises (checks mode keeps data-dependent
+        # index checks in the loop, which stops it), so both builds agree bit for bit.
+        long_row = int(np.prod([shape[d] for d in axes], dtype=np.int64)) >= 64
         dt = r.inputs[0].type.dtype
         t = reg(dt)
         acc = self.alloca(t)
@@ -411,7 +427,8 @@ class KernelGen:
             if r.op == "sum":
                 if is_float(dt):
                     s = b.fadd(a, x)
-                    s.flags.append("reassoc")     # lets LLVM vectorise: partial sums, then a tree
+                    if long_row:                  # lets LLVM vectorise: partial sums, then a tree
+                        s.flags.append("reassoc")
                 else:
                     s = b.add(a, x)
                 b.store(s, acc)
@@ -430,7 +447,8 @@ class KernelGen:
             if best is not None:
                 bi = b.load(best, typ=I64)
                 b.store(b.select(take, ridx[0], bi), best)
-        self.nest([shape[d] for d in axes], step)
+        # long rows: vectorised and interleaved, never fully unrolled (see for_range)
+        self.nest([shape[d] for d in axes], step, unroll=not axes or shape[tuple(axes)[-1]] < 128)
         return b.load(best, typ=I64) if best is not None else b.load(acc, typ=t)
 
     def _matmul(self):

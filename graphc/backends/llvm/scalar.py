@@ -7,9 +7,9 @@ checked unless GRAPHC_BOUNDS_CHECK=1 (the interpreter raises; unchecked code yie
 """
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 
+from . import vecmath as VM
 from .types import F32, F64, I1, I64, const, is_bool, is_float, reg
 
 UNARY = ("neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "sin", "cos",
@@ -20,7 +20,7 @@ ELEMENTWISE = UNARY + BINARY + ("where",)
 
 _INTRINSIC = {"exp": "llvm.exp", "log": "llvm.log", "sqrt": "llvm.sqrt", "sin": "llvm.sin",
               "cos": "llvm.cos", "floor": "llvm.floor", "abs": "llvm.fabs"}
-_LIBM = {"tanh": ("tanhf", "tanh"), "erf": ("erff", "erf")}
+_LIBM = {"erf": ("erff", "erf")}     # f64 erf only: the rest is in vecmath.py
 
 
 def function(module, name, ret, args):
@@ -36,7 +36,11 @@ def _sfx(t):
 
 
 def _math(b, name, x):
+    """exp/log/tanh/sigmoid/erf: the vectorisable IR of vecmath.py (f64 erf: libm); the rest:
+    LLVM intrinsics."""
     t = x.type
+    if VM.available(name, t):
+        return VM.call(b, name, x)
     if name in _INTRINSIC:
         fn = function(b.module, f"{_INTRINSIC[name]}.{_sfx(t)}", t, [t])
     else:
@@ -87,31 +91,7 @@ def _unary(b, op, dt, out_dt, x, attrs):
         raise NotImplementedError(f"{op} on {dt.name}")
     if op == "rsqrt":
         return b.fdiv(const(dt, 1.0), _math(b, "sqrt", x))
-    if op == "tanh" and dt.np == np.float32:
-        return _tanhf(b, x)
-    if op == "sigmoid":
-        e = _math(b, "exp", b.fneg(_math(b, "abs", x)))
-        d = b.fadd(const(dt, 1.0), e)
-        return b.select(b.fcmp_ordered(">=", x, const(dt, 0.0)), b.fdiv(const(dt, 1.0), d), b.fdiv(e, d))
     return _math(b, op, x)
-
-
-def _tanhf(b, x):
-    """f32 tanh without a libm call (glibc's tanhf is ~30 ns): an odd Taylor polynomial for
-    |x| < 0.25, sign(x) * (1 - 2 / (exp(2|x|) + 1)) elsewhere (saturates to +-1, NaN stays NaN).
-    Within ~3 ulp of numpy's."""
-    t = x.type
-    c = lambda v: ir.Constant(t, v)  # noqa: E731
-    ax = _math(b, "abs", x)
-    e = _math(b, "exp", b.fmul(ax, c(2.0)))
-    big = b.fsub(c(1.0), b.fdiv(c(2.0), b.fadd(e, c(1.0))))
-    big = _copysign(b, big, x)
-    x2 = b.fmul(x, x)
-    poly = c(62.0 / 2835.0)
-    for k in (-17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0):
-        poly = b.fadd(b.fmul(poly, x2), c(k))
-    small = b.fadd(x, b.fmul(b.fmul(x, x2), poly))
-    return b.select(b.fcmp_ordered("<", ax, c(0.25)), small, big)
 
 
 def cast(b, x, src, dst):
