@@ -5,7 +5,7 @@
     graphc viz       FILE.py:FUNCTION --out graph.svg [--stage S] [--collapse]
     graphc report    FILE.py:FUNCTION --out report.html
     graphc explain   FILE.py:FUNCTION [--calls N]
-    graphc bench     [NAME ...] [--backend B] [--repeat N] [--json] [--plot bench.png]
+    graphc bench     [NAME ...] [--backend B] [--repeat N] [--json] [--plot bench.png] [--compile-times] [--threads N]
 
 FILE.py:FUNCTION names a function in a Python file: a compiled one (gc.compile / @gc.compile)
 or a plain one (compiled here, with --backend). The file says what to call it with, by either
@@ -196,14 +196,19 @@ def cmd_bench(a):
     unknown = [n for n in a.names if n not in bench.WORKLOADS]
     if unknown:
         raise UsageError(f"unknown workload(s) {', '.join(unknown)}; workloads: {', '.join(bench.WORKLOADS)}")
+    if a.threads:
+        bench.limit_threads(a.threads)
     rows = bench.run(a.names or None, backend=a.backend, repeat=a.repeat, others=not a.no_others,
-                     progress=not a.json)
+                     progress=not a.json, torch_compile=not a.no_torch_compile, compile_times=a.compile_times)
     if a.plot:
         bench.bar_chart(rows, a.plot)
     if a.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
         print(bench.table(rows))
+        if a.compile_times:
+            print()
+            print(bench.compile_table(rows))
         if a.plot:
             print(f"bar chart: {a.plot}")
     return 0
@@ -319,8 +324,10 @@ def build_parser():
                    help="call with each example argument set this many times (default 2)")
 
     s = sub.add_parser("bench", help="eager vs compiled benchmark suite",
-                       description="Eager vs compiled medians and ratios per workload (torch/jax "
-                       "columns when installed).\n\nworkloads:\n" + "\n".join(
+                       description="Side by side in one process, medians and ratios per workload: graphc "
+                       "eager, graphc compiled, numpy by hand, and torch eager, torch.compile and jax.jit "
+                       "when installed (the issue-5 run with targets: python bench/llvm.py)."
+                       "\n\nworkloads:\n" + "\n".join(
                            f"  {n:18s} {f.doc}" for n, f in bench.WORKLOADS.items()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("names", nargs="*", metavar="NAME", help="workloads to run (default: all)")
@@ -328,7 +335,13 @@ def build_parser():
     s.add_argument("--repeat", type=int, default=10, help="timed calls per measurement (default 10)")
     s.add_argument("--json", action="store_true", help="print the rows as JSON")
     s.add_argument("--plot", default="graphc-bench.png", help="bar chart path ('' for none)")
-    s.add_argument("--no-others", action="store_true", help="skip the torch / jax columns")
+    s.add_argument("--no-others", action="store_true", help="skip the torch / torch.compile / jax columns")
+    s.add_argument("--no-torch-compile", action="store_true",
+                   help="skip the torch.compile column (its first call compiles for seconds per workload)")
+    s.add_argument("--threads", type=int, default=0,
+                   help="cap every framework at N CPU threads (default 0: each library's default)")
+    s.add_argument("--compile-times", action="store_true",
+                   help="also measure graphc compile time, cold and warm (fresh subprocesses on a new disk cache)")
     s.add_argument("--list", action="store_true", help="list the workloads and exit")
     s.set_defaults(func=cmd_bench)
     return p

@@ -216,9 +216,19 @@ def test_dropout_on_device():
     b = F.dropout(x.cpu(), 0.5)
     assert on_device(a)
     same(a, b)
-    f = gc.compile(lambda x: F.dropout(x, 0.5))     # the generator's state is a CPU i64[2] (documented)
-    with pytest.raises(RuntimeError, match="argument 'rng' is on cpu"):
-        f(x)
+    # compiled: the generator's CPU state (i64[2]) is copied in and its advance copied back, so
+    # a compiled cuda step draws the same stream as eager and CPU code
+    f = gc.compile(lambda x: F.dropout(x, 0.5))
+    gc.manual_seed(0)
+    c = [f(x) for _ in range(2)]
+    gc.manual_seed(0)
+    e = [F.dropout(x.cpu(), 0.5) for _ in range(2)]
+    for got, want in zip(c, e):
+        assert on_device(got)
+        same(got, want)
+    with pytest.raises(RuntimeError, match="argument 'w' is on cpu"):    # other CPU state still may not mix
+        w = gc.ones(2, 4)
+        gc.compile(lambda x: x * w)(x)
 
 
 def test_kernels_are_cached():

@@ -8,8 +8,10 @@ nothing extra. The launches are re-prepared only when the identity of the state'
 changes (a new optimizer buffer, a module moved), which is rare. Argument inputs (a new batch
 every call) are copied device -> device into their slots in the arena, so the prepared launches
 stay valid. Outputs are copied out of the arena into fresh DeviceArrays (the arena is reused by
-the next call). A 0-d CPU value (an optimizer's step count, a learning-rate mirror) takes part
-through its slot: copied in, and copied back (8 bytes device -> host) if the graph updates it.
+the next call). A 0-d CPU value (an optimizer's step count, a learning-rate mirror) and the
+random generator's state (`rng`, i64[2]: dropout in a compiled step draws from the same stream
+as on the CPU) take part through their slots: copied in, and copied back (8 or 16 bytes device
+-> host) if the graph updates them.
 
 If two inputs share storage, nothing is bound for that call: every input is copied into its slot
 and updated state copied back, as the memory plan assumes distinct input buffers.
@@ -73,7 +75,7 @@ class ResidentCall:
         for k, (a, v) in enumerate(zip(arrays, g.inputs)):
             if tuple(a.shape) != v.type.shape or a.dtype != v.type.dtype.np:
                 raise ValueError(f"{g.name}: input %{v.name} expects {v.type}, got {a.dtype}{list(a.shape)}")
-            if type(a) is not DeviceArray and a.ndim != 0:
+            if type(a) is not DeviceArray and a.ndim != 0 and not (v.kind == "state" and v.label == "rng"):
                 from ...device import mismatch
                 lbl = (labels or {}).get(k) or v.label or v.name
                 raise RuntimeError(f"{mismatch('cuda:0', 'cpu').args[0]} (argument '{lbl}' is on cpu; the "
@@ -108,8 +110,8 @@ class ResidentCall:
             if type(a) is DeviceArray:
                 if a.size:
                     a.flat.copy_to_device(exe._in_views[i])
-            else:                                  # a 0-d host value the graph updated
-                a[...] = exe._in_views[i].copy_to_host().reshape(())
+            else:                                  # a 0-d host value or the generator's state
+                a[...] = exe._in_views[i].copy_to_host().reshape(a.shape)
         return [r(arrays) for r in self._results]
 
     @property
