@@ -553,11 +553,15 @@ def limit_threads(n):
         sys.modules["torch"].set_num_threads(int(n))
 
 
-def time_interleaved(calls: dict, repeat, warmup=2, block=5) -> dict:
+SETTLE_S = 0.15      # OpenBLAS's idle workers spin ~0.1 s (2^28 cycles) after a call before sleeping
+
+
+def time_interleaved(calls: dict, repeat, warmup=2, block=5, settle=SETTLE_S) -> dict:
     """Median ms per call of each callable over `repeat` timed calls, taken in rounds: in each
-    round every callable (in a rotating order) makes one untimed call -- which absorbs what the
-    previous framework left behind (its spinning worker threads, a cold cache) -- then up to
-    `block` timed calls. `warmup` untimed calls each come first."""
+    round every callable (in a rotating order) waits `settle` seconds -- so the worker threads
+    the previous framework left spinning (OpenBLAS's, OpenMP's) have gone to sleep instead of
+    competing for the cores -- makes one untimed call (a cold cache, its own pool waking up),
+    then up to `block` timed calls. `warmup` untimed calls each come first."""
     for f in calls.values():
         for _ in range(warmup):
             f()
@@ -568,6 +572,8 @@ def time_interleaved(calls: dict, repeat, warmup=2, block=5) -> dict:
         k = r % len(names)
         for n in names[k:] + names[:k]:
             f = calls[n]
+            if settle and len(names) > 1:
+                time.sleep(settle)
             f()
             for _ in range(min(block, repeat - len(ts[n]))):
                 t0 = time.perf_counter()

@@ -606,8 +606,9 @@ class Entry:
                    for kind, t in self.update_slots]
         # an update the backend already wrote into its target's own buffer needs no copy; any
         # other that shares memory with an input is copied first, before any write-back lands
-        ups = [a if tgt is not None and a is tgt._data else _fresh(a, ins)
-               for tgt, a in zip(targets, ups)]
+        fresh = getattr(exe, "fresh_results", None)     # results the backend allocated for this call alone
+        ups = [a if (tgt is not None and a is tgt._data) or (fresh is not None and fresh[n_out + j])
+               else _fresh(a, ins) for j, (tgt, a) in enumerate(zip(targets, ups))]
         for (kind, t), tgt, a in zip(self.update_slots, targets, ups):
             if tgt is not None:
                 if a is not tgt._data:
@@ -626,7 +627,6 @@ class Entry:
         self.calls += 1
         seen = []
         out_tensors = []
-        fresh = getattr(exe, "fresh_results", None)     # results the backend allocated for this call alone
         for k, a in enumerate(outs):
             if fresh is None or not fresh[k]:
                 a = _fresh(a, ins + seen)

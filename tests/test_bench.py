@@ -197,13 +197,13 @@ def test_targets_judged_from_the_rows():
 def test_bench_llvm_script_json():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "llvm.py"), "mlp_infer_b1024", "--repeat", "1",
-                        "--no-compile-times", "--no-torch-compile", "--no-jax", "--json"],
+                        "--no-compile-times", "--no-torch-compile", "--no-jax", "--json", "--threads", "1"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
     assert [x["workload"] for x in out["rows"]] == ["mlp_infer_b1024"]
     assert out["rows"][0]["backend"] == "llvm" and "mismatch" not in out["rows"][0]
-    assert out["rows"][0]["threads"] == 1 and out["environment"]["threads"] == 1     # the default
+    assert out["rows"][0]["threads"] == 1 and out["environment"]["threads"] == 1
     ts = {t["target"]: t for t in out["targets"]}
     assert len(ts) == 7
     infer = next(t for k, t in ts.items() if k.startswith("mlp_infer"))

@@ -539,3 +539,30 @@ def test_matmul_output_is_never_planned_over_an_epilogue_input():
     # routes such a GEMM through scratch, should a plan ever ask for it)
     assert k.attrs["buffers"][[v.name for v in k.outs].index(mm.name)] != f"state:{r.name}", p
     check(p, planned=True, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape,axes,dt", [((37, 129), (0,), "f32"), ((128, 512), (0,), "f32"),
+                                           ((3, 5, 7), (0, 1), "f64"), ((4, 6, 9), (1,), "f64"),
+                                           ((5, 0, 3), (1,), "f32"), ((0, 4), (0,), "f64"),
+                                           ((6, 11), (0,), "i64"), ((1, 1), (0,), "f32")])
+def test_column_sums_walk_memory_order(shape, axes, dt, monkeypatch):
+    """A sum that keeps the innermost dim (a bias gradient) adds whole rows into its output
+    row, in memory order; the full-shape output of the same kernel is written in that pass."""
+    from graphc.backends.llvm import codegen
+    taken, real = [], codegen.KernelGen._column_sum
+    monkeypatch.setattr(codegen.KernelGen, "_column_sum", lambda self, *a: taken.append(real(self, *a)) or taken[-1])
+    keep = "(" + ", ".join(str(1 if d in axes else n) for d, n in enumerate(shape)) + ",)"
+    red = [n for d, n in enumerate(shape) if d not in axes]
+    sh = ",".join(map(str, shape))
+    g = parse_graph(f"""graph f(%x: {dt}[{sh}], %m: {dt}[{sh}]) {{
+      %0: {dt}[{sh}] = mul(%x, %m)
+      %1: {dt}[{keep[1:-2].replace(' ', '')}] = sum(%0) {{axes={tuple(axes)}, keepdim=True}}
+      %2: {dt}[{",".join(map(str, red))}] = reshape(%1) {{shape={tuple(red)}}}
+      return %2, %1, %0
+    }}""")
+    exe, p = check(g, rtol=1e-5 if dt == "f32" else 1e-12)
+    assert [k.attrs["kind"] for k in p.nodes] == ["reduction"]
+    assert taken and all(t == (np.prod([shape[d] for d in axes]) != 1) for t in taken), taken
+    for threads in (1, 2):
+        a = inputs_for(p)
+        np.testing.assert_array_equal(llvm_compile(p, threads=threads, checks=True)(a)[0], exe(inputs_for(p))[0])

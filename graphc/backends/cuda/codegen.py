@@ -492,8 +492,9 @@ class KernelGen:
             if r.op == "argmax":
                 rb.emit(f"sx{j}[tid] = b{j}")
             rb.emit("cuda.syncthreads()")
+            warp = cfg.warp_shuffle and r.op != "argmax" and B >= 64
             rb.emit(f"s = {B // 2}")
-            rb.emit("while s > 0:")
+            rb.emit("while s >= 32:" if warp else "while s > 0:")   # warp: the last 32 by shuffles
             wb = rb.child()
             wb.emit("if tid < s:")
             tb = wb.child()
@@ -514,6 +515,20 @@ class KernelGen:
                     tb.child().emit(f"sx{j}[tid] = tqi{j}")
             wb.emit("cuda.syncthreads()")
             wb.emit("s = s // 2")
+            if warp:    # 32 partials left in sh: warp 0 combines them in registers, no barriers
+                rb.emit("if tid < 32:")
+                sb = rb.child()
+                sb.emit(f"v{j} = sh{j}[tid]")
+                for off in (16, 8, 4, 2, 1):
+                    sb.emit(f"w{j} = cuda.shfl_down_sync(0xFFFFFFFF, v{j}, {off})")
+                    if r.op == "sum":
+                        sb.emit(f"v{j} += w{j}")
+                    else:
+                        sb.emit(f"if w{j} > v{j} or w{j} != w{j}:" if _isf(idt) else f"if w{j} > v{j}:")
+                        sb.child().emit(f"v{j} = w{j}")
+                sb.emit("if tid == 0:")
+                sb.child().emit(f"sh{j}[0] = v{j}")
+                rb.emit("cuda.syncthreads()")
             rb.emit(f"red{j} = {'sx' if r.op == 'argmax' else 'sh'}{j}[0]")
             rb.emit("cuda.syncthreads()")   # everyone has read the result before the next row reuses sh
             fixed[r.out.name] = f"red{j}"
@@ -708,6 +723,8 @@ class Config:
     def __init__(self, simulator=False, block=None, red_block=None, tile=None, max_blocks=None,
                  regs=None, tile_k=None):
         self.simulator = simulator
+        # numba's simulator has no warp operations: there the shared-memory tree runs to the end
+        self.warp_shuffle = not simulator
         self.block = block or (8 if simulator else 256)
         self.red_block = red_block or (4 if simulator else 256)
         self.tile = tile or (2 if simulator else 16)      # threads per block: tile x tile

@@ -182,8 +182,10 @@ class CudaExecutable:
 
     @property
     def fresh_device_results(self):
-        """Per output: True where run_on_device returns an array allocated for that call alone."""
-        return [self.where(v)[0] != "in" for v in self.graph.outputs]
+        """Per output, then per update value: True where run_on_device returns an array
+        allocated for that call alone (the compiler then skips its aliasing checks)."""
+        g = self.graph
+        return [self.where(v)[0] != "in" for v in list(g.outputs) + [v for _, v in g.updates]]
 
     def synchronize(self):
         _numba.cuda().synchronize()

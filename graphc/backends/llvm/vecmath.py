@@ -242,8 +242,8 @@ def _tanh(o: _Ops, x):
 def _sigmoid(o: _Ops, x):
     b = o.b
     e = _exp(o, b.fneg(o.abs(x)))
-    d = b.fadd(o.c(1.0), e)
-    return b.select(b.fcmp_ordered(">=", x, o.c(0.0)), b.fdiv(o.c(1.0), d), b.fdiv(e, d))
+    r = b.fdiv(o.c(1.0), b.fadd(o.c(1.0), e))      # one division: a vectorised select computes both sides
+    return b.select(b.fcmp_ordered(">=", x, o.c(0.0)), r, b.fmul(e, r))
 
 
 # ---- erf (f32) ------------------------------------------------------------------------------------------
