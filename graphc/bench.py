@@ -553,7 +553,7 @@ def limit_threads(n):
         sys.modules["torch"].set_num_threads(int(n))
 
 
-SETTLE_S = 0.15      # OpenBLAS's idle workers spin ~0.1 s (2^28 cycles) after a call before sleeping
+SETTLE_S = 0.3       # idle workers spin after a call before they sleep: OpenBLAS ~0.1 s, OpenMP runtimes up to 0.2 s
 
 
 def time_interleaved(calls: dict, repeat, warmup=2, block=5, settle=SETTLE_S) -> dict:

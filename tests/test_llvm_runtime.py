@@ -85,19 +85,21 @@ def _blas_split():
         pytest.skip("libgomp or OpenBLAS's thread control not available")
 
 
+@pytest.mark.parametrize("M,N", [(301, 203), (97, 301)])
 @pytest.mark.parametrize("ta,tb,dt", [(False, False, "f64"), (True, False, "f32"), (False, True, "f64"),
                                       (True, True, "f32")])
-def test_split_gemm_each_thread_computes_its_rows_and_their_epilogue(ta, tb, dt):
+def test_split_gemm_each_thread_computes_its_block_and_its_epilogue(ta, tb, dt, M, N):
     """A big GEMM with an elementwise epilogue runs as one parallel region: each thread computes
-    its block of rows and that block's epilogue; OpenBLAS is held at one thread meanwhile and
-    given its count back after the call."""
+    its block of rows (or of columns, when op(B) is the wider operand) and that block's
+    epilogue; OpenBLAS is held at one thread meanwhile and given its count back after the call."""
     _blas_split()
-    a = "[64,301]" if ta else "[301,64]"
-    b = "[203,64]" if tb else "[64,203]"
-    g = parse_graph(f"""graph f(%a: {dt}{a}, %b: {dt}{b}, state %w: {dt}[301,203]) {{
-      %0: {dt}[301,203] = matmul(%a, %b) {{transpose_a={ta}, transpose_b={tb}}}
-      %1: {dt}[301,203] = tanh(%0)
-      %2: {dt}[301,203] = add(%w, %1)
+    K = 91
+    a = f"[{K},{M}]" if ta else f"[{M},{K}]"
+    b = f"[{N},{K}]" if tb else f"[{K},{N}]"
+    g = parse_graph(f"""graph f(%a: {dt}{a}, %b: {dt}{b}, state %w: {dt}[{M},{N}]) {{
+      %0: {dt}[{M},{N}] = matmul(%a, %b) {{transpose_a={ta}, transpose_b={tb}}}
+      %1: {dt}[{M},{N}] = tanh(%0)
+      %2: {dt}[{M},{N}] = add(%w, %1)
       return %0, %1
       update w <- %2
     }}""")
@@ -105,6 +107,7 @@ def test_split_gemm_each_thread_computes_its_rows_and_their_epilogue(ta, tb, dt)
     ins = _inputs(p)
     e2 = llvm_compile(p, threads=2)
     assert e2.parallel_kernels == ["k0_matmul"]
+    assert (p.nodes[0].out.name in e2._builder.col_split) == (N > M)
     lib = R.init()["libs"][0]
     before = lib.scipy_openblas_get_num_threads64_()
     a_, b_ = [x.copy() for x in ins], [x.copy() for x in ins]

@@ -206,6 +206,8 @@ class KernelGen:
         self.direct_matmul = direct_matmul
         self.checks = mb.checks
         self.label = f"%{kernel.out.name} ({kernel.attrs.get('kind')}, {name})"
+        self.columns = kernel.out.name in mb.col_split     # a GEMM split by columns: [lo, hi) is dim 1
+        self.range_dim = 1 if self.columns else 0
         body = kernel.body
         n_in, n_out = len(body.inputs), len(body.outputs)
         fnty = ir.FunctionType(VOID, [PTR] * (n_in + n_out + 1) + [I64, I64])
@@ -306,7 +308,7 @@ class KernelGen:
             if k == len(extents):
                 body(idx)
                 return
-            lo, hi = (self.lo, self.hi) if ranged and k == 0 else (i64(0), i64(extents[k]))
+            lo, hi = (self.lo, self.hi) if ranged and k == self.range_dim else (i64(0), i64(extents[k]))
             self.for_range(lo, hi, lambda i: rec(k + 1, idx + [i]), unroll or k < len(extents) - 1)
         rec(0, [])
 
@@ -523,7 +525,7 @@ class KernelGen:
         if self.part != "epilogue":     # the GEMM for the rows (batches) [lo, hi) of the output's first dim
             self.mb.gemm(self, self.in_ptrs[a.name], self.in_ptrs[c.name], target, a.type, c.type,
                          mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False),
-                         rows=(self.lo, self.hi))
+                         rows=(self.lo, self.hi), columns=self.columns)
         epi = [o for o in outs if not (o is mm.out and self.direct_matmul)]
         if epi and self.part != "gemm":
             self._pointwise(extra={mm.out.name: target}, outputs=epi)
@@ -606,7 +608,9 @@ class ModuleBuilder:
                 if not d:
                     mm = next(n for n in k.body.nodes if n.op == "matmul")
                     self.scratch_bytes = max(self.scratch_bytes, mm.out.type.nbytes)
+        self.col_split = set()
         self.split = {k.out.name for k in graph.nodes if self._splittable(k)}
+        self.col_split = {n for n in self.split if self._by_columns(self.producer[n])}
         self.parallel_names = [f"k{n}_{k.attrs['kind']}" + ("_epilogue" if k.attrs["kind"] == "matmul"
                                                             and k.out.name not in self.split else "")
                                for n, k in enumerate(graph.nodes) if self.parallel(k)]
@@ -650,6 +654,17 @@ class ModuleBuilder:
                 derived.add(n.out.name)
         operands = [k.inputs[k.body.inputs.index(x)] for x in (a, c)]
         return not any(self._overlap(x, o) for x in operands for o in k.outs)
+
+    def _by_columns(self, k):
+        """Split a plain float GEMM by columns when op(B) is the wider operand (N > M): every
+        ?gemm call packs the whole operand it is not split along, so the smaller one should be
+        the one each thread packs again (the MLP's first layer: A 128x784, B 784x512)."""
+        mm = next(n for n in k.body.nodes if n.op == "matmul")
+        a, c = mm.inputs
+        if len(a.type.shape) != 2 or not is_float(a.type.dtype):
+            return False
+        M, N = mm.out.type.shape
+        return N > M and N >= 2 * self.threads
 
     @staticmethod
     def _gemm_depth(k):
@@ -766,10 +781,11 @@ class ModuleBuilder:
         g.initializer = ir.Constant(ty, vals)
         return g
 
-    def gemm(self, kg, pa, pb, pc, at, bt, ta, tb, rows):
+    def gemm(self, kg, pa, pb, pc, at, bt, ta, tb, rows, columns=False):
         """C[batch] = op(A) @ op(B) for the output's first dim restricted to rows = [lo, hi) (LLVM
-        values): rows of C for a plain matrix product, batches for a batched one. cblas ?gemm
-        (row-major, 64-bit ints) for floats, loops for int64."""
+        values): rows of C for a plain matrix product, batches for a batched one -- or, with
+        columns, the columns [lo, hi) of a plain float product. cblas ?gemm (row-major, 64-bit
+        ints) for floats, loops for int64."""
         b = kg.b
         dt = at.dtype
         M, K = (at.shape[-1], at.shape[-2]) if ta else (at.shape[-2], at.shape[-1])
@@ -781,6 +797,11 @@ class ModuleBuilder:
         lo, hi = rows
         sa, sb, sc = at.shape[-2] * at.shape[-1], bt.shape[-2] * bt.shape[-1], M * N
         lda, ldb = at.shape[-1], bt.shape[-1]
+        if columns:                 # columns [lo, hi) of C: column j of op(B) starts at j (or j*ldb when tb)
+            b_ = b.gep(pb, [b.mul(lo, i64(ldb if tb else 1))], source_etype=m)
+            c_ = b.gep(pc, [lo], source_etype=m)
+            self._gemm_call(kg, dt, pa, b_, c_, i64(M), b.sub(hi, lo), K, lda, ldb, ta, tb, ldc=N)
+            return
         if len(at.shape) == 2:      # rows [lo, hi) of C: row i of op(A) starts at i*lda (or column i when ta)
             a_ = b.gep(pa, [b.mul(lo, i64(1 if ta else lda))], source_etype=m)
             c_ = b.gep(pc, [b.mul(lo, i64(N))], source_etype=m)
@@ -795,12 +816,15 @@ class ModuleBuilder:
             self._gemm_call(kg, dt, a_, b_, c_, i64(M), N, K, lda, ldb, ta, tb)
         kg.for_range(b.mul(lo, i64(inner)), b.mul(hi, i64(inner)), lambda i: one([i]))
 
-    def _gemm_call(self, kg, dt, a_, b_, c_, M, N, K, lda, ldb, ta, tb):
-        """C[M, N] = op(A) @ op(B), M an LLVM value (the rows this call computes)."""
+    def _gemm_call(self, kg, dt, a_, b_, c_, M, N, K, lda, ldb, ta, tb, ldc=None):
+        """C[M, N] = op(A) @ op(B), M an LLVM value (the rows this call computes); N an int, or
+        an LLVM value (the columns a column block computes) with C's row stride ldc."""
         b = kg.b
+        ldc = N if ldc is None else ldc
+        n = N if isinstance(N, ir.Value) else i64(N)
         if K == 0:
-            kg.for_range(i64(0), b.mul(M, i64(N)),
-                         lambda i: b.store(const(dt, 0), b.gep(c_, [i], source_etype=mem(dt))))
+            kg.for_range(i64(0), M, lambda i: kg.for_range(i64(0), n, lambda j: b.store(
+                const(dt, 0), b.gep(c_, [b.add(b.mul(i, i64(ldc)), j)], source_etype=mem(dt)))))
             return
         if not is_float(dt):
             self._int_gemm(kg, a_, b_, c_, M, N, K, lda, ldb, ta, tb)
@@ -809,9 +833,9 @@ class ModuleBuilder:
         fn = S.function(self.module, self.gemm_symbols[dt.name], VOID,
                         [I32, I32, I32, I64, I64, I64, t, PTR, I64, PTR, I64, t, PTR, I64])
         i32 = lambda n: ir.Constant(I32, n)  # noqa: E731
-        with b.if_then(b.icmp_signed(">", M, i64(0))):
-            b.call(fn, [i32(101), i32(112 if ta else 111), i32(112 if tb else 111), M, i64(N), i64(K),
-                        ir.Constant(t, 1.0), a_, i64(lda), b_, i64(ldb), ir.Constant(t, 0.0), c_, i64(N)])
+        with b.if_then(b.and_(b.icmp_signed(">", M, i64(0)), b.icmp_signed(">", n, i64(0)))):
+            b.call(fn, [i32(101), i32(112 if ta else 111), i32(112 if tb else 111), M, n, i64(K),
+                        ir.Constant(t, 1.0), a_, i64(lda), b_, i64(ldb), ir.Constant(t, 0.0), c_, i64(ldc)])
 
     def _int_gemm(self, kg, pa, pb, pc, M, N, K, lda, ldb, ta, tb):
         b = kg.b
@@ -886,7 +910,7 @@ class ModuleBuilder:
             name = f"k{n}_{k.attrs['kind']}"
             direct = self.direct.get(k.out.name, False)
             ptrs = [ptr(v) for v in k.inputs] + [ptr(v) for v in k.outs] + [scratch]
-            extent = kernel_extent(k)
+            extent = k.out.type.shape[-1] if k.out.name in self.col_split else kernel_extent(k)
             if self.profile:
                 t0 = b.call(S.function(self.module, "llvm.readcyclecounter", I64, []), [])
             if not self.parallel(k):

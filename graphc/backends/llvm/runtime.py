@@ -31,7 +31,7 @@ GEMM = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
 # OpenBLAS's thread count (process-wide). While a graph splits GEMMs across its own GOMP threads,
 # OpenBLAS is held at one thread so the two pools never compete for the cores.
 BLAS_THREADS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")
-CODEGEN_VERSION = "graphc-llvm-19"    # bump when codegen changes what a cached object means
+CODEGEN_VERSION = "graphc-llvm-20"    # bump when codegen changes what a cached object means
 PAR_THRESHOLD = 32768                  # elements of work below which a kernel stays serial
 
 
