@@ -1,7 +1,7 @@
 """The benchmark suite behind `graphc bench` and bench/llvm.py: every implementation of a
 workload side by side, in one process.
 
-    graphc bench                         # every workload, interpreter backend
+    graphc bench                         # every workload, the default backend (llvm)
     graphc bench mlp_train_b128 ln_gelu --backend llvm --repeat 20 --json
     python bench/llvm.py --repeat 20     # issue 5: llvm backend, all columns, compile times, targets
 
@@ -78,7 +78,7 @@ class Workload:
     def init(self, seed=SEED):
         return _INIT[self.family](np.random.default_rng(seed), **self.sizes)
 
-    def impl(self, column, state, backend="interp"):
+    def impl(self, column, state, backend=None):
         if column in ("eager", "compiled"):
             return _GRAPHC[self.family](state, backend, column == "compiled")
         if column == "numpy":
@@ -89,7 +89,7 @@ class Workload:
             return _jax_impl(self.family, state)
         raise ValueError(f"unknown column {column!r}")
 
-    def __call__(self, backend="interp", compiled=True):
+    def __call__(self, backend=None, compiled=True):
         im = self.impl("compiled" if compiled else "eager", self.init(), backend)
         return im.fn, im.args
 
@@ -615,9 +615,12 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[0][:160]}" if msg else type(e).__name__
 
 
-def run_one(name, backend="interp", repeat=10, others=True, torch_compile=True, jax=True,
+def run_one(name, backend=None, repeat=10, others=True, torch_compile=True, jax=True,
             compile_times=False) -> dict:
-    """Every column of one workload, side by side (see the module docstring)."""
+    """Every column of one workload, side by side (see the module docstring); backend None:
+    gc.compile's default (llvm on the CPU)."""
+    from .backends import default
+    backend = backend or default()
     w = WORKLOADS[name]
     state = w.init()
     row = {"workload": name, "description": w.doc, "backend": backend, "repeat": repeat,
@@ -658,7 +661,7 @@ def run_one(name, backend="interp", repeat=10, others=True, torch_compile=True, 
     return row
 
 
-def run(names=None, backend="interp", repeat=10, others=True, progress=True, torch_compile=True, jax=True,
+def run(names=None, backend=None, repeat=10, others=True, progress=True, torch_compile=True, jax=True,
         compile_times=False) -> list:
     names = list(names or WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]

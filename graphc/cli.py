@@ -331,7 +331,7 @@ def build_parser():
                            f"  {n:18s} {f.doc}" for n, f in bench.WORKLOADS.items()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("names", nargs="*", metavar="NAME", help="workloads to run (default: all)")
-    s.add_argument("--backend", default="interp")
+    s.add_argument("--backend", default=None, help="default: llvm where available (GRAPHC_BACKEND overrides)")
     s.add_argument("--repeat", type=int, default=10, help="timed calls per measurement (default 10)")
     s.add_argument("--json", action="store_true", help="print the rows as JSON")
     s.add_argument("--plot", default="graphc-bench.png", help="bar chart path ('' for none)")
