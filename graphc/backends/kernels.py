@@ -19,6 +19,18 @@ def reduction_space(n):
     return tuple(n.inputs[0].type.shape), tuple(sorted(axes))
 
 
+def concat_pieces(node):
+    """A concat's non-empty operands along its axis: [(operand, offset, size)]; an output index
+    i along the axis reads operand x at i - offset when offset <= i < offset + size."""
+    axis, off, pieces = node.attrs["axis"], 0, []
+    for x in node.inputs:
+        n = x.type.shape[axis]
+        if n:
+            pieces.append((x, off, n))
+        off += n
+    return pieces
+
+
 def unsupported(backend, kernel, op, why=""):
     return NotImplementedError(f"{backend} backend: kernel %{kernel.out.name} ({kernel.attrs.get('kind')}): "
                                f"op {op!r} is not supported" + (f": {why}" if why else ""))

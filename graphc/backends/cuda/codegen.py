@@ -220,14 +220,8 @@ class Evaluator:
             j = [blk.tmp(f"{t} if {ok} else 0", "p") for t in j]
             return blk.tmp(f"{self.at(ins[0], j)} if {ok} else {fill}", "v")
         if op == "concat":
-            axis, off, pieces = a["axis"], 0, []
-            for x in ins:
-                n = x.type.shape[axis]
-                if n:
-                    pieces.append((x, off, n))
-                off += n
-            res = None
-            for x, o, n in reversed(pieces):
+            axis, res = a["axis"], None
+            for x, o, n in reversed(_K.concat_pieces(p)):
                 t = blk.tmp(f"{idx[axis]} - {o}" if o else idx[axis], "c")
                 ok = blk.tmp(f"{t} >= 0 and {t} < {n}", "ok")
                 j = list(idx)
@@ -551,6 +545,23 @@ class KernelGen:
         self.launches.append(Launch(self.base, [v for v, _ in ins + outs], (min(O, cfg.max_blocks) or 1,), (B,)))
         self.grid_rows = O
 
+    @staticmethod
+    def _load_tile(kb, tile, src, base, d, limit, contiguous_d, ld, BM, BK, T, K, Z):
+        """Emit the loop that loads one operand tile tile[kk, dd] (d: "i" for A's rows, "j" for
+        B's columns), the threads walking memory's contiguous dim: d when contiguous_d, else k."""
+        kb.emit(f"for e in range(t, {BM * BK}, {T * T}):")
+        lb = kb.child()
+        if contiguous_d:
+            lb.emit(f"{d}{d} = e % {BM}")
+            lb.emit(f"kk = e // {BM}")
+        else:
+            lb.emit(f"kk = e % {BK}")
+            lb.emit(f"{d}{d} = e // {BK}")
+        lb.emit(f"g{d} = {d}0 + {d}{d}")
+        lb.emit("gk = k0 + kk")
+        off = f"{base} + " + (f"gk * {ld} + g{d}" if contiguous_d else f"g{d} * {ld} + gk")
+        lb.emit(f"{tile}[kk, {d}{d}] = {src}[{off}] if (g{d} < {limit} and gk < {K}) else {Z}")
+
     def _matmul(self):
         body, cfg = self.kernel.body, self.cfg
         ins, outs = self.bind_inputs()
@@ -593,31 +604,10 @@ class KernelGen:
             blk.emit(" = ".join(row) + f" = {Z}")
         blk.emit(f"for k0 in range(0, {K}, {BK}):")
         kb = blk.child()
-        # load A[i0:i0+BM, k0:k0+BK] (op(A)), reading along memory's contiguous dim
-        kb.emit(f"for e in range(t, {BM * BK}, {T * T}):")
-        lb = kb.child()
-        if ta:      # a is [K, M]: contiguous along i
-            lb.emit(f"ii = e % {BM}")
-            lb.emit(f"kk = e // {BM}")
-        else:       # a is [M, K]: contiguous along k
-            lb.emit(f"kk = e % {BK}")
-            lb.emit(f"ii = e // {BK}")
-        lb.emit("gi = i0 + ii")
-        lb.emit("gk = k0 + kk")
-        a_off = f"z * {sa_} + " + (f"gk * {at[-1]} + gi" if ta else f"gi * {at[-1]} + gk")
-        lb.emit(f"sa[kk, ii] = {an}[{a_off}] if (gi < {M} and gk < {K}) else {Z}")
-        kb.emit(f"for e in range(t, {BM * BK}, {T * T}):")
-        lb = kb.child()
-        if tb:      # b is [N, K]: contiguous along k
-            lb.emit(f"kk = e % {BK}")
-            lb.emit(f"jj = e // {BK}")
-        else:       # b is [K, N]: contiguous along j
-            lb.emit(f"jj = e % {BM}")
-            lb.emit(f"kk = e // {BM}")
-        lb.emit("gj = j0 + jj")
-        lb.emit("gk = k0 + kk")
-        b_off = f"z * {sb_} + " + (f"gj * {bt[-1]} + gk" if tb else f"gk * {bt[-1]} + gj")
-        lb.emit(f"sb[kk, jj] = {bn}[{b_off}] if (gj < {N} and gk < {K}) else {Z}")
+        # load A[i0:i0+BM, k0:k0+BK] (op(A)) and B[k0:k0+BK, j0:j0+BN], reading along memory's
+        # contiguous dim: a is [K, M] when ta (contiguous along i), b is [K, N] unless tb
+        self._load_tile(kb, "sa", an, f"z * {sa_}", "i", M, ta, at[-1], BM, BK, T, K, Z)
+        self._load_tile(kb, "sb", bn, f"z * {sb_}", "j", N, not tb, bt[-1], BM, BK, T, K, Z)
         kb.emit("cuda.syncthreads()")
         kb.emit(f"for kk in range({BK}):")
         ib = kb.child()

@@ -133,14 +133,8 @@ class Evaluator:
             j, ok = IX.pad(b, idx, ins[0].type.shape, a["lo"], a["interior"])
             return b.select(ok, self.at(ins[0], j), fill)
         if op == "concat":
-            axis, off, pieces = a["axis"], 0, []
-            for x in ins:
-                n = x.type.shape[axis]
-                if n:
-                    pieces.append((x, off, n))
-                off += n
-            res = None
-            for x, o, n in reversed(pieces):
+            axis, res = a["axis"], None
+            for x, o, n in reversed(_K.concat_pieces(p)):
                 j, ok = IX.concat_piece(b, idx, axis, o, n)
                 val = self.at(x, j)
                 res = val if res is None else b.select(ok, val, res)
