@@ -317,6 +317,16 @@ def test_cache_key_depends_on_options_and_graph(tmp_path):
     _same(a([x.copy() for x in ins]), b([x.copy() for x in ins]))
 
 
+def test_cache_key_depends_on_codegen_source(monkeypatch):
+    """An edited code generator misses the cache even if nobody bumps CODEGEN_VERSION."""
+    from graphc.backends.llvm import runtime as R
+    sha = R.codegen_sources()
+    assert len(sha) == 64 and R.codegen_sources() == sha
+    before = R.cache_key("graph g() {}", {})
+    monkeypatch.setitem(R.codegen_sources.__defaults__[0], "sha", "0" * 64)
+    assert R.cache_key("graph g() {}", {}) != before
+
+
 def test_cache_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", "off")
     p = plan(parse_graph(BIG))

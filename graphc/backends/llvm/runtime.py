@@ -31,7 +31,7 @@ GEMM = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
 # OpenBLAS's thread count (process-wide). While a graph splits GEMMs across its own GOMP threads,
 # OpenBLAS is held at one thread so the two pools never compete for the cores.
 BLAS_THREADS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")
-CODEGEN_VERSION = "graphc-llvm-20"    # bump when codegen changes what a cached object means
+CODEGEN_VERSION = "graphc-llvm-21"    # bump when what a cached object means changes outside the sources below
 PAR_THRESHOLD = 32768                  # elements of work below which a kernel stays serial
 
 
@@ -189,13 +189,30 @@ def target_machine():
     return target.create_target_machine(cpu=st["cpu"], features=st["features"], opt=3, codemodel="jitdefault")
 
 
+def codegen_sources(_memo={}):
+    """sha256 of the code generator's own source (every module of this package and the kernel
+    helpers it shares with the CUDA backend): an edited codegen never loads an object that an
+    older one compiled, even when nobody bumped CODEGEN_VERSION (it happened: objects that a
+    reverted experiment had cached under a version string were loaded when the string was
+    reused, and computed a wrong sigmoid)."""
+    if "sha" not in _memo:
+        here = os.path.dirname(os.path.abspath(__file__))
+        files = sorted(glob.glob(os.path.join(here, "*.py"))) + [os.path.join(os.path.dirname(here), "kernels.py")]
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as fh:
+                h.update(fh.read())
+        _memo["sha"] = h.hexdigest()
+    return _memo["sha"]
+
+
 def cache_key(graph_text, options):
     """sha256 of what decides the object code: the printed planned graph, the codegen options
     (threads, checks, threshold), the target (triple, CPU, features), llvmlite/LLVM versions, the
-    BLAS symbols and CODEGEN_VERSION."""
+    BLAS symbols, CODEGEN_VERSION and the codegen's source (codegen_sources)."""
     st = init()
     h = hashlib.sha256()
-    for part in (CODEGEN_VERSION, st["versions"], st["triple"], st["cpu"], st["features"],
+    for part in (CODEGEN_VERSION, codegen_sources(), st["versions"], st["triple"], st["cpu"], st["features"],
                  repr(sorted(options.items())), repr(sorted(GEMM.items())), graph_text):
         h.update(part.encode())
         h.update(b"\0")
