@@ -195,8 +195,23 @@ def test_ln_gelu_row_loops_vectorised():
     assert re.search(r"fdiv <\d+ x float>", ir)                              # tanh's division, vectorised
     assert "llvm.loop.unroll.disable" in ir
     assert "@tanhf" not in ir and "@llvm.exp." not in ir
+    assert "@llvm.prefetch" in ir                                            # the next row of x
     xs = x.numpy().astype(np.float64)
     y = (xs - xs.mean(1, keepdims=True)) / np.sqrt(xs.var(1, keepdims=True) + 1e-5)
     y = y * g.numpy() + b.numpy()
     want = 0.5 * y * (1 + np.tanh(math.sqrt(2 / math.pi) * (y + 0.044715 * y ** 3)))
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_row_prefetch_only_for_long_rows():
+    """The next-row prefetch is emitted for rows of >= 1 KiB (softmax over 1024 floats), not
+    for short rows (softmax over 10 logits, where the hardware prefetcher keeps up), and the
+    last row's prefetch stays inside the input (checks mode runs it)."""
+    x = gc.randn(33, 1024)
+    long_rows = gc.compile(lambda x: F.softmax(x, -1), backend="llvm")
+    np.testing.assert_allclose(long_rows(x).numpy(), F.softmax(x, -1).numpy(), rtol=1e-5, atol=1e-7)
+    assert "@llvm.prefetch" in long_rows.llvm_ir(x)
+    s = gc.randn(33, 10)
+    short_rows = gc.compile(lambda x: F.softmax(x, -1), backend="llvm")
+    short_rows(s)
+    assert "@llvm.prefetch" not in short_rows.llvm_ir(s)

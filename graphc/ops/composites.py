@@ -20,9 +20,10 @@ def leaky_relu(x, negative_slope=0.01):
 def gelu(x, approximate="none"):
     if approximate == "tanh":
         # 0.5 * x * (1 + tanh(u)) computed as x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u)):
-        # the same function with one exp and one division per element instead of tanh's
+        # the same function with one exp and one division per element instead of tanh's;
+        # 2u = x (c2 + c2 0.044715 x^2): three multiplies (one an FMA) instead of five
         c2 = 2.0 * math.sqrt(2.0 / math.pi)
-        return x * F.sigmoid(c2 * (x + 0.044715 * x * x * x))
+        return x * F.sigmoid(x * (c2 + (c2 * 0.044715) * (x * x)))
     if approximate != "none":
         raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
     return 0.5 * x * (1 + F.erf(x * (1 / math.sqrt(2.0))))

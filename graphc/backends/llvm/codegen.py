@@ -33,6 +33,7 @@ from ..kernels import MOVEMENT, OPAQUE_OPS, REDUCTIONS, SOURCES  # noqa: F401
 from .. import kernels as _K
 
 POINTWISE_OPS = set(S.ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)
+PREFETCH_BYTES = 16384        # of the next row, at the start of each row of a row reduction
 GEMM_SPLIT_WORK = 1 << 21     # multiply-adds below which a GEMM stays on one thread
 ENTRY = "graphc_main"
 PROFILE = "graphc_prof"
@@ -385,6 +386,7 @@ class KernelGen:
 
         def position(oidx):
             oidx = oidx if outer else []
+            self._prefetch_next_row(oidx, shape, axes, outer, drop)
             fixed = {}
             for r in reds:
                 fixed[r.out.name] = self._reduce(r, oidx, combine, fixed, axes, shape)
@@ -405,6 +407,39 @@ class KernelGen:
                         self.store(self.out_ptrs[body.outputs.index(o)], o.type, idx, val)
                 self.nest([shape[d] for d in axes], point, unroll=not axes or shape[tuple(axes)[-1]] < 128)
         self.nest([shape[d] for d in outer] or [1], position, ranged=True)
+
+    def _prefetch_next_row(self, oidx, shape, axes, outer, drop):
+        """Row reductions over the trailing dims (layer norm, softmax) read each row several
+        times: once from memory, then from L1. While the later passes run, no load misses,
+        so the hardware prefetcher stops running ahead and every row starts with cold misses
+        (layer norm took 2x a copy of the same bytes). So each row starts by prefetching the
+        next row of every input read point for point (its first PREFETCH_BYTES; the next
+        row of the last one is this row again: no address outside the input is formed)."""
+        body = self.kernel.body
+        row = int(np.prod([shape[d] for d in axes], dtype=np.int64))
+        if not outer or tuple(axes) != tuple(range(len(outer), len(shape))):
+            return
+        users = {}
+        for n in body.nodes:
+            for x in n.inputs:
+                users.setdefault(x.name, []).append(n.op)
+        ins = [v for v in body.inputs if tuple(v.type.shape) == tuple(shape) and row * v.type.dtype.np.itemsize >= 1024
+               and all(op in S.ELEMENTWISE or op in REDUCTIONS for op in users.get(v.name, ()))]
+        if not ins:
+            return
+        b = self.b
+        rows = int(np.prod(drop, dtype=np.int64))
+        o = IX.linear(b, oidx, drop)
+        nxt = b.add(o, i64(1))
+        nxt = b.select(b.icmp_signed("<", nxt, i64(rows)), nxt, o)
+        fn = S.function(self.mb.module, "llvm.prefetch.p0", VOID, [PTR, I32, I32, I32])
+        for v in ins:
+            size = v.type.dtype.np.itemsize
+            nbytes = min(row * size, PREFETCH_BYTES)
+            start = b.gep(self.in_ptrs[v.name], [b.mul(nxt, i64(row * size))], source_etype=I8)
+            self.for_range(i64(0), i64(-(-nbytes // 64)), lambda j, start=start: b.call(fn, [
+                b.gep(start, [b.mul(j, i64(64))], source_etype=I8),
+                ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)]), unroll=False)
 
     def _column_sum(self, reds, shape, axes, outer, full_outs, red_outs, drop):
         """A single sum whose innermost dim is kept (a bias gradient: [batch, features] summed
