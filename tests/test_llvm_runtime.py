@@ -627,3 +627,58 @@ def test_fold_and_scatter_add_split_over_images(monkeypatch):
     e1, l1, p1 = run(1)
     assert l1 == l2
     _same(p1, p2)
+
+
+def test_in_place_input_is_read_through_the_output_pointer():
+    """An input updated in place (SGD momentum's buffer) is read through the pointer argument
+    of the output that overwrites it: LLVM then sees one address, and the loop vectorises
+    without a runtime overlap check that would always send it down the scalar path."""
+    from graphc.backends.llvm.codegen import KernelGen, ModuleBuilder
+    p, buf = gc.randn(37, 129), gc.randn(37, 129)
+
+    def upd(g):
+        with gc.no_grad():
+            buf.mul_(0.9).add_(g)
+            p.sub_(buf * 0.1)
+        return p
+    f = gc.compile(upd, backend="llvm")
+    g = gc.randn(37, 129)
+    want_buf = buf.numpy() * np.float32(0.9) + g.numpy()
+    want_p = p.numpy() - want_buf * np.float32(0.1)
+    f(g)
+    np.testing.assert_allclose(buf.numpy(), want_buf, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p.numpy(), want_p, rtol=1e-5, atol=1e-6)
+    graph = f.entry(g).exe.graph
+    mb = ModuleBuilder(graph, R.GEMM)
+    mb.build()
+    k = graph.nodes[0]
+    kg = KernelGen(mb, k, "probe", False)
+    shared = [(v.name, j) for j, o in enumerate(k.outs) for v, x in zip(k.body.inputs, k.inputs)
+              if mb.buffer(x) == mb.buffer(o)]
+    assert shared, "the test graph has no in-place update"
+    for name, j in shared:
+        assert kg.in_ptrs[name] is kg.out_ptrs[j]
+    others = [v.name for v in k.body.inputs if v.name not in dict(shared)]
+    assert all(kg.in_ptrs[n] not in kg.out_ptrs for n in others)
+
+
+@pytest.mark.parametrize("shape", [(64, 16, 28, 28), (3, 5, 7), (1, 1, 1, 1), (2, 1, 3, 1), (0, 4, 5)])
+def test_pointwise_over_short_inner_dims_loops_flat(shape, monkeypatch):
+    """A ReLU mask whose mask comes reshaped ([n, c, h*w] -> [n, c, h, w]) loops over the
+    output as [n, c*h*w]: contiguous and vectorised, no gathers (it was 0.74 ms of the CNN
+    step); same values as numpy at odd sizes, size 1 and empty, also in checks mode."""
+    rng = np.random.default_rng(0)
+    n = shape[0]
+    flat_in = gc.tensor(rng.standard_normal((n, shape[1], int(np.prod(shape[2:]))), dtype=np.float32))
+    gr = gc.tensor(rng.standard_normal(shape, dtype=np.float32))
+
+    def mask(a, g):
+        return gc.where(a.reshape(shape) > 0, g, gc.zeros_like(g))
+    want = np.where(flat_in.numpy().reshape(shape) > 0, gr.numpy(), 0)
+    f = gc.compile(mask, backend="llvm")
+    np.testing.assert_array_equal(f(flat_in, gr).numpy(), want)
+    if shape == (64, 16, 28, 28):
+        assert "masked.gather" not in f.llvm_ir(flat_in, gr)
+    monkeypatch.setenv("GRAPHC_BOUNDS_CHECK", "1")
+    checked = gc.compile(mask, backend="llvm")
+    np.testing.assert_array_equal(checked(flat_in, gr).numpy(), want)
