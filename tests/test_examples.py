@@ -26,7 +26,12 @@ def _final(out):
 # regression.py trains with lr=0.1 on the edge of stability: its loss oscillates (0.22 at step 50,
 # 0.39 at step 100), which amplifies the last-bit differences of native tanh (a few ulp from
 # numpy's) into ~0.3% after 200 steps. The interpreter runs numpy's kernels and agrees exactly.
-LOOSE = {("regression", "llvm"): 1e-2}
+# convnet.py: on an AVX-512 host where graphc's GEMMs run OpenBLAS's SkylakeX kernels and eager
+# numpy's run Haswell's (docs/llvm.md, "The kernels OpenBLAS picks"), the two sum in different
+# orders: the losses agree to 1e-7 for two steps, then max-pool ties that break the other way
+# reroute gradients and the gap grows ~5x a step (2e-4 after 10; 1e-7 with
+# GRAPHC_BLAS_CORETYPE=numpy).
+LOOSE = {("regression", "llvm"): 1e-2, ("convnet", "llvm"): 1e-3}
 
 
 @pytest.mark.parametrize("backend", ["interp", "llvm"])

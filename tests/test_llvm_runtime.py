@@ -1,5 +1,6 @@
 """The llvm backend's runtime: multi-core kernels (GOMP_parallel), the on-disk object cache,
 bounds-check mode (GRAPHC_BOUNDS_CHECK), .llvm_ir()/.asm() and the dump files."""
+import ctypes
 import json
 import os
 import subprocess
@@ -682,3 +683,58 @@ def test_pointwise_over_short_inner_dims_loops_flat(shape, monkeypatch):
     monkeypatch.setenv("GRAPHC_BOUNDS_CHECK", "1")
     checked = gc.compile(mask, backend="llvm")
     np.testing.assert_array_equal(checked(flat_in, gr).numpy(), want)
+
+
+_BLAS_SCRIPT = """
+import ctypes, json, numpy as np
+import graphc as gc
+from graphc.backends.llvm import runtime as R
+rng = np.random.default_rng(0)
+a = rng.standard_normal((300, 200)).astype(np.float32)
+b = rng.standard_normal((200, 257)).astype(np.float32)
+f = gc.compile(lambda a, b: a @ b, backend="llvm")
+got = f(gc.tensor(a), gc.tensor(b)).numpy()
+err = float(np.abs(got - a.astype(np.float64) @ b).max())
+print(json.dumps(dict(core=R.init()["blas_core"], numpy_core=R._corename(ctypes.CDLL(R._openblas_path())),
+                      err=err, private="graphc" in str(R.init()["libs"][0]._name))))
+"""
+
+
+def _blas_run(tmp_path, core):
+    env = {"GRAPHC_BLAS_CORETYPE": core, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    return json.loads(_run(_BLAS_SCRIPT, env).stdout.strip().splitlines()[-1])
+
+
+def test_blas_instance_choice_without_avx512_or_when_told_numpy():
+    """numpy's own OpenBLAS instance is used when the host lacks AVX-512 or the user says
+    GRAPHC_BLAS_CORETYPE=numpy."""
+    path = R._openblas_path()
+    lib, core = R._blas_instance(path, "+sse2,+avx2,+fma,-avx512f")
+    shared = ctypes.CDLL(path)
+    assert lib._handle == shared._handle and core == R._corename(shared)
+
+
+def test_blas_numpy_instance_in_a_subprocess(tmp_path):
+    r = _blas_run(tmp_path, "numpy")
+    assert not r["private"] and r["core"] == r["numpy_core"] and r["err"] < 1e-3
+
+
+def test_blas_auto_loads_avx512_kernels_where_numpy_picks_avx2(tmp_path):
+    """On an AVX-512 host where numpy's OpenBLAS picks Haswell/Zen kernels (AMD Zen 4), graphc
+    calls a private copy loaded with OPENBLAS_CORETYPE=SkylakeX; elsewhere numpy's own."""
+    r = _blas_run(tmp_path, "auto")
+    feats = R.init()["features"].split(",")
+    avx512 = all(f in feats for f in R._AVX512)
+    if avx512 and r["numpy_core"].lower() in ("haswell", "zen"):
+        assert r["private"] and r["core"] == "SkylakeX"
+        assert any(n.endswith(".so") for n in os.listdir(tmp_path / "xdg" / "graphc" / "blas"))
+    else:
+        assert not r["private"] and r["core"] == r["numpy_core"]
+    assert r["err"] < 1e-3
+
+
+def test_blas_unknown_core_name_falls_back_to_numpy(tmp_path):
+    """A core name OpenBLAS does not know loads whatever it detects; graphc notices the
+    mismatch and keeps numpy's instance (the result is still right)."""
+    r = _blas_run(tmp_path, "NoSuchCore")
+    assert not r["private"] and r["err"] < 1e-3
