@@ -13,7 +13,7 @@ import numpy as np
 
 from . import autograd as _ag
 from . import backends as _backends
-from .logs import compiled as _log_compiled, recompile as _log_recompile
+from .logs import compiled as _log_compiled, one_shot as _log_one_shot, recompile as _log_recompile
 from . import pytree
 from . import tracing as _tr
 from .ir.graph import Graph
@@ -296,12 +296,14 @@ class GraphFunction:
     nothing is stored per call but references to the input tensors (checked against their
     version counters when the backward runs, as eager autograd checks saved tensors)."""
 
-    def __init__(self, graph, compiler, nograd=frozenset()):
+    def __init__(self, graph, compiler, nograd=frozenset(), one_shot=False):
         self.graph = graph                  # the graph as traced (the backward is built from it)
         self.compiler = compiler            # CompiledFunction: backend, passes, dump dir
         self.nograd = frozenset(nograd)     # values recorded with grad mode off
+        self.one_shot = one_shot            # serves a single call (see `exe`)
         self._passes = None
         self._exe = None
+        self._backend_exe = None
         self._requiring = {}
         self._reaching = {}
         self._backward = {}
@@ -315,9 +317,25 @@ class GraphFunction:
 
     @property
     def exe(self):
+        """What a call runs. Normally the backend's executable of the final graph. A one-shot
+        graph (traced while the function created state: an optimizer's first step) serves one
+        call, and building native code for it costs far more than running it, so with the llvm
+        backend it runs on the reference interpreter, node by node over the traced graph, with
+        no passes (unless IR dumps were asked for); cuda inputs still take the cuda backend."""
         if self._exe is None:
-            self._exe = self.compiler._backend_compile(self.passes.final)
+            if self.one_shot and self.compiler.backend == "llvm" and not self.compiler.dump:
+                self._exe = _OneShot(self)
+                _log_one_shot(self.graph)
+            else:
+                self._exe = self.backend_exe
         return self._exe
+
+    @property
+    def backend_exe(self):
+        """The compile's backend's executable of the final graph (built on first use)."""
+        if self._backend_exe is None:
+            self._backend_exe = self.compiler._backend_compile(self.passes.final)
+        return self._backend_exe
 
     def outputs_requiring_grad(self, diff_inputs):
         """Indices of the outputs that depend differentiably on the inputs `diff_inputs`."""
@@ -383,6 +401,23 @@ class GraphFunction:
         read = {i.name for n in final.nodes for i in n.inputs} | {v.name for v in final.outputs}
         used = [i for i, v in enumerate(final.inputs[:n_in]) if v.name in read]
         return fn, used, where
+
+
+class _OneShot:
+    """A one-shot graph's executable (GraphFunction.exe): the reference Interpreter over the
+    traced graph for host arrays; inputs in device memory take the backend path (FollowInputs)."""
+
+    def __init__(self, fn):
+        from .backends.interpreter import Interpreter
+        self.fn = fn
+        self.host = Interpreter(fn.graph)
+
+    def __call__(self, arrays):
+        if any(type(a) is not np.ndarray for a in arrays):
+            from .backends.cuda.device_array import DeviceArray
+            if DeviceArray in map(type, arrays):
+                return self.fn.backend_exe(arrays)
+        return self.host(arrays)
 
 
 class CompiledFunctionBackward:
@@ -600,7 +635,7 @@ class Entry:
         res = exe(ins)
         n_out = self._n_out
         if n_out is None:
-            n_out = self._n_out = len(self.graph.outputs)
+            n_out = self._n_out = len(self.fn.graph.outputs)
         outs, ups = res[:n_out], res[n_out:]
         targets = [(leaves[t] if kind == "arg" else t) if kind in ("data", "arg") else None
                    for kind, t in self.update_slots]
@@ -845,12 +880,13 @@ class CompiledFunction:
         if python_values.modules:
             guards.append((python_values.describe_modes, python_values.modes_unchanged))
         entry_box = []
-        if trace.created_state and not any(getattr(e, "created_state", False)
-                                           for e in self._cache.get(key, ())):
+        one_shot = trace.created_state and not any(getattr(e, "created_state", False)
+                                                   for e in self._cache.get(key, ()))
+        if one_shot:
             guards.append(("the function created new state while it was traced (an optimizer's "
                            "buffers): the trace was only for that first call",
                            lambda b=entry_box: not b or b[0].calls == 0))
-        fn = GraphFunction(graph, self, trace.nograd)
+        fn = GraphFunction(graph, self, trace.nograd, one_shot=one_shot)
         _log_recompile(self.name, graph.name, reason)
         fn.exe  # run the passes and compile now, so errors surface at the first call
         self._log.append((graph.name, reason))
@@ -928,7 +964,7 @@ class CompiledFunction:
         if self.backend != "llvm":
             raise ValueError(f"{self.name}: .{attr}() needs backend='llvm' (this function is compiled "
                              f"with backend={self.backend!r})")
-        return getattr(self.entry(*args, **kwargs).exe, attr)
+        return getattr(self.entry(*args, **kwargs).fn.backend_exe, attr)
 
     def llvm_ir(self, *args, **kwargs) -> str:
         """The optimised LLVM IR of this signature's executable (backend="llvm" only)."""

@@ -135,6 +135,13 @@ def pass_done(graph_name: str, pass_name: str, ms: float, graph) -> None:
             ms, len(graph.nodes), kernels, graph.primitive_count())
 
 
+def one_shot(graph) -> None:
+    """A graph that serves one call runs on the interpreter, unoptimised (GraphFunction.exe)."""
+    if enabled("kernels"):
+        log("kernels", "%s: one-shot graph (%d primitives; it serves one call): runs on the "
+            "interpreter, no passes, no native code", graph.name, graph.primitive_count())
+
+
 def compiled(graph) -> None:
     """The final graph of a compile: its kernels and its memory plan."""
     if enabled("kernels"):

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 _BACKENDS = {}
+_PREPARE = {}
 
 
-def register(name, compile_fn):
+def register(name, compile_fn, prepare=None):
+    """`prepare()`: the backend's one-time setup in a process (its native runtime), which its
+    first compile would otherwise pay."""
     _BACKENDS[name] = compile_fn
+    if prepare is not None:
+        _PREPARE[name] = prepare
+
+
+def prepare(name):
+    """Load backend `name` and its runtime now (what the first compile in a process pays once:
+    for llvm the code generator's modules, LLVM's native target, the BLAS and libgomp symbols)."""
+    get(name)
+    fn = _PREPARE.get(name)
+    if fn is not None:
+        fn()
 
 
 def get(name):

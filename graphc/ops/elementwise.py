@@ -13,13 +13,22 @@ from . import _infer as I
 from .registry import Primitive, register
 from . import functional as F
 
-try:  # scipy is optional; math.erf is exact but slow
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - depends on the environment
-    _erf_scalar = np.vectorize(math.erf, otypes=[np.float64])
+_ERF = []
 
-    def _erf(x):
-        return _erf_scalar(x).astype(x.dtype, copy=False)
+
+def _erf(x):
+    """erf with scipy's ufunc where scipy is installed (math.erf, exact but slow, elsewhere),
+    imported on first use: scipy.special costs ~250 ms of `import graphc` otherwise."""
+    if not _ERF:
+        try:
+            from scipy.special import erf
+        except ImportError:  # pragma: no cover - depends on the environment
+            scalar = np.vectorize(math.erf, otypes=[np.float64])
+
+            def erf(x):
+                return scalar(x).astype(np.asarray(x).dtype, copy=False)
+        _ERF.append(erf)
+    return _ERF[0](x)
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 

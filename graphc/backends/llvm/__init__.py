@@ -46,4 +46,9 @@ def compile(graph, threads=None, checks=None, profile=None, **options):
     return R.LLVMExecutable(graph, mb, opts)
 
 
-register("llvm", compile)
+def prepare():
+    from . import codegen, runtime  # noqa: F401
+    runtime.init()
+
+
+register("llvm", compile, prepare)
