@@ -108,8 +108,13 @@ def test_harness_rows_and_table(tiny):
         assert ("torch_ms" in r) == HAVE_TORCH and "jax_ms" not in r
         assert "torch_compile_ms" not in r and r["kernels"] >= 1
     assert "first_loss" in rows[0] and "copy_floor_ms" in rows[1] and "copy_floor_ms" not in rows[0]
+    ln = rows[1]
+    assert 0.5 < ln["copy_bandwidth_gbs"] < 1000 and ln["copy_same_ms"] > 0
+    # the floor: reading x and writing y once at the bandwidth measured in the same run
+    assert ln["copy_floor_ms"] == pytest.approx(2 * ln["x_bytes"] / (ln["copy_bandwidth_gbs"] * 1e9) * 1e3)
     text = bench.table(rows)
     assert "numpy ms" in text and "eager/compiled" in text and "copy floor ms" in text
+    assert "copyto x ms" in text and "GB/s" in text
     assert "compiled/floor" in text and "outputs agree" in text and "MISMATCH" not in text
 
 

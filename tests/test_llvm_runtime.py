@@ -738,3 +738,25 @@ def test_blas_unknown_core_name_falls_back_to_numpy(tmp_path):
     mismatch and keeps numpy's instance (the result is still right)."""
     r = _blas_run(tmp_path, "NoSuchCore")
     assert not r["private"] and r["err"] < 1e-3
+
+
+def test_many_executables_small_code_model():
+    """Objects use the small code model (RIP-relative constants) inside llvmlite's contiguous
+    per-object memory blocks; calls to BLAS and libm go through the runtime linker's stubs and
+    GOT. Many executables, each calling sgemm and libm's sinf, load and compute right while
+    large arrays are mapped and freed in between (runtime.CODE_MODEL, codegen.RW_ANCHOR)."""
+    keep, big = [], []
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        f = gc.compile(lambda a, b: ((a @ b).relu().sin() * 0.5 + (a @ b).tanh()).sum(1), backend="llvm")
+        a = rng.standard_normal((3 + i, 7)).astype(np.float32)
+        b = rng.standard_normal((7, 5)).astype(np.float32)
+        m = a.astype(np.float64) @ b
+        want = (np.sin(np.maximum(m, 0)) * 0.5 + np.tanh(m)).sum(1)
+        np.testing.assert_allclose(f(gc.tensor(a), gc.tensor(b)).numpy(), want, rtol=1e-4, atol=1e-4)
+        exe = f.entry(gc.tensor(a), gc.tensor(b)).exe
+        assert "movabs" not in exe.asm and "sinf@PLT" in exe.asm
+        keep.append(f)
+        if i % 10 == 0:
+            big.append(np.ones(2 ** 25 * (1 + i % 3)))     # 256-768 MB mappings in between
+            big = big[-2:]

@@ -215,3 +215,24 @@ def test_row_prefetch_only_for_long_rows():
     short_rows = gc.compile(lambda x: F.softmax(x, -1), backend="llvm")
     short_rows(s)
     assert "@llvm.prefetch" not in short_rows.llvm_ir(s)
+
+
+@pytest.mark.parametrize("ldexp", ["0", "1"])
+def test_both_ways_of_scaling_by_two_to_the_n(ldexp, monkeypatch):
+    """exp's 2^n: llvm.ldexp (one vscalef on AVX-512F, the default there) or integer exponent
+    bits (elsewhere); both pass the dense sweeps and the edge cases of exp, sigmoid and erf."""
+    monkeypatch.setenv("GRAPHC_LLVM_LDEXP", ldexp)
+    f32 = np.concatenate([np.linspace(-110, 95, 400_001, dtype=np.float32), _f32_sweep()])
+    edges = np.float32([88.72283, 88.7229, -87.0, -100.0, -103.9, -103.98, -104.5])
+    for name in ("exp", "sigmoid", "erf"):
+        for x, dt in ((np.concatenate([f32, edges]), np.float32), (np.linspace(-750, 715, 200_001), np.float64)):
+            if name == "erf" and dt == np.float64:
+                continue
+            f = gc.compile(FUNCS[name], backend="llvm")
+            got = f(gc.tensor(x)).numpy()
+            ref = _ref(name, x)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref.astype(dt)))
+            tol = CASES[name][1] if dt == np.float32 else CASES[name][3]
+            assert ulps(got, ref, dt).max() <= tol, (name, dt, ldexp)
+            asm = f.asm(gc.tensor(x))
+            assert ("vscalef" in asm) == (ldexp == "1") and "ldexp" not in asm, (name, dt)

@@ -39,10 +39,11 @@ def compile(graph, threads=None, checks=None, profile=None, **options):
     epilogues = R.parallel_epilogues()
     profile = R.profiling() if profile is None else bool(profile)
     split = st["blas_threads"]      # GEMMs split across our threads need OpenBLAS held at one thread
+    ldexp = R.has_scalef()
     mb = ModuleBuilder(graph, R.GEMM, threads=threads, checks=checks, threshold=threshold, epilogues=epilogues,
-                       blas_threads=R.BLAS_THREADS if split else None, profile=profile)
+                       blas_threads=R.BLAS_THREADS if split else None, profile=profile, ldexp=ldexp)
     opts = {"threads": threads, "checks": checks, "threshold": threshold, "epilogues": epilogues,
-            "split_gemm": split, "profile": profile}
+            "split_gemm": split, "profile": profile, "ldexp": ldexp}
     return R.LLVMExecutable(graph, mb, opts)
 
 

@@ -38,6 +38,13 @@ GEMM_SPLIT_WORK = 1 << 21     # multiply-adds below which a GEMM stays on one th
 ENTRY = "graphc_main"
 PROFILE = "graphc_prof"
 ERRORS = "graphc_err"          # i64 check code (1-based, 0: none); graphc_err_value: the offending value
+# A writable global in every module, so that every object has a writable data section: llvmlite's
+# memory manager maps one contiguous block per object and gives it a writable part only when
+# the object has writable data, and that part is where the runtime linker puts the GOT entries
+# of calls to external functions (BLAS, libm, libgomp) in the small code model (runtime.py,
+# CODE_MODEL); without one, loading such an object aborts. The block is page-rounded, so the
+# few dozen 8-byte entries fit beside it.
+RW_ANCHOR = "graphc_rw_anchor"
 
 
 def unsupported(kernel, op, why=""):
@@ -656,9 +663,10 @@ class ModuleBuilder:
     """One LLVM module for one planned graph: a function per kernel, and the entry."""
 
     def __init__(self, graph, gemm_symbols, threads=1, checks=False, threshold=32768, epilogues=False,
-                 blas_threads=None, profile=False):
+                 blas_threads=None, profile=False, ldexp=False):
         self.graph = graph
         self.gemm_symbols = gemm_symbols     # {"float32": name, "float64": name}
+        self.ldexp = ldexp                   # the target scales by 2^n in one instruction (vecmath.py)
         self.threads = threads               # > 1: large kernels run under GOMP_parallel
         self.checks = checks                 # compile bounds / division checks (GRAPHC_BOUNDS_CHECK)
         self.threshold = threshold
@@ -930,6 +938,9 @@ class ModuleBuilder:
         """A fresh module (callable more than once: a disk-cache hit builds only on demand)."""
         g = self.graph
         self.module = ir.Module(name=g.name)
+        self.module.graphc_ldexp = self.ldexp     # read by vecmath.py
+        anchor = ir.GlobalVariable(self.module, I64, name=RW_ANCHOR)
+        anchor.initializer = i64(1)
         self._consts = 0
         self.check_table = []
         if self.checks:

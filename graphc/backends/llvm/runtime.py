@@ -257,13 +257,33 @@ def init():
         return _STATE
 
 
+def has_scalef() -> bool:
+    """Does the host have AVX-512F, so that llvm.ldexp on vectors is one vscalef instruction
+    (without it LLVM calls libm's ldexp per element)? GRAPHC_LLVM_LDEXP=0/1 overrides (tests)."""
+    v = os.environ.get("GRAPHC_LLVM_LDEXP", "").strip()
+    if v:
+        return v.lower() in ("1", "true", "yes", "on")
+    return "+avx512f" in init()["features"].split(",")
+
+
+# The small code model: constants are addressed relative to the instruction pointer, often as a
+# broadcast memory operand (`vfmadd213ps .LCPI0_3(%rip){1to16}, ...`). The JIT default (large)
+# needs a movabsq into a register for every constant-pool address, and a loop that runs out of
+# registers does that inside the loop (ln_gelu's output loop: 15 of its 57 instructions). It is
+# safe because llvmlite's memory manager (use_lmm=True in load_object) maps each object's code,
+# read-only and writable sections as one contiguous block, so every RIP-relative offset inside
+# an object fits in 32 bits; calls to BLAS/libm/libgomp, anywhere in memory, go through the
+# stubs the runtime linker makes for PLT32 relocations.
+CODE_MODEL = "small"
+
+
 def target_machine():
     """A native target machine (host CPU and features). One per JIT: the MCJIT engine takes
     ownership of the target machine it is given, so none is shared."""
     st = init()
     llvm = st["llvm"]
     target = llvm.Target.from_triple(st["triple"])
-    return target.create_target_machine(cpu=st["cpu"], features=st["features"], opt=3, codemodel="jitdefault")
+    return target.create_target_machine(cpu=st["cpu"], features=st["features"], opt=3, reloc="pic", codemodel=CODE_MODEL)
 
 
 def codegen_sources(_memo={}):
@@ -317,7 +337,7 @@ def load_object(obj):
     llvm = st["llvm"]
     tm = target_machine()
     empty = llvm.parse_assembly(f'target triple = "{st["triple"]}"\n')
-    engine = llvm.create_mcjit_compiler(empty, tm)
+    engine = llvm.create_mcjit_compiler(empty, tm, use_lmm=True)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return engine
