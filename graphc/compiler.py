@@ -605,6 +605,7 @@ class Entry:
         self.written_inputs = tuple(written_inputs)   # graph inputs the call updates in place
         self.calls = 0
         self._n_out = None
+        self.new_grads = frozenset()        # update indices whose .grad becomes a new tensor
 
     @property
     def passes(self):
@@ -644,7 +645,8 @@ class Entry:
         fresh = getattr(exe, "fresh_results", None)     # results the backend allocated for this call alone
         ups = [a if (tgt is not None and a is tgt._data) or (fresh is not None and fresh[n_out + j])
                else _fresh(a, ins) for j, (tgt, a) in enumerate(zip(targets, ups))]
-        for (kind, t), tgt, a in zip(self.update_slots, targets, ups):
+        new_grads = self.new_grads
+        for j, ((kind, t), tgt, a) in enumerate(zip(self.update_slots, targets, ups)):
             if tgt is not None:
                 if a is not tgt._data:
                     tgt._data[...] = a
@@ -652,7 +654,9 @@ class Entry:
             else:
                 owner = t if kind == "grad" else leaves[t]
                 g = owner._grad
-                if g is not None and tuple(g.shape) == a.shape and not g.requires_grad and g._data.flags.writeable:
+                if j in new_grads:     # the trace set it anew (zero_grad, backward): a new tensor
+                    owner._grad = Tensor._wrap(a if fresh is not None and fresh[n_out + j] else _copy(a))
+                elif g is not None and tuple(g.shape) == a.shape and not g.requires_grad and g._data.flags.writeable:
                     g._data[...] = a
                     g._version[0] += 1
                 else:
@@ -838,7 +842,7 @@ class CompiledFunction:
             i = arg_index.get(id(owner))
             return ("arg_grad", i) if i is not None else ("grad", owner)
 
-        update_slots, grad_clears = [], []
+        update_slots, grad_clears, new_grads = [], [], set()
         for tid, t in trace.written.items():
             graph.updates.append((trace.label_for(t), trace.current[tid]))
             update_slots.append(("data", t))
@@ -857,6 +861,9 @@ class CompiledFunction:
                 continue  # read but not changed
             graph.updates.append((trace.label_for(owner, ".grad"), v))
             update_slots.append(grad_slot(owner))
+            read = trace.grad_reads.get(tid)
+            if read is None or read[1]:     # the .grad it had before the call was never read:
+                new_grads.add(len(update_slots) - 1)    # a new tensor, as eagerly (zero_grad + backward)
 
         state_slots = []
         for t, v in trace.state:
@@ -895,6 +902,7 @@ class CompiledFunction:
         entry = Entry(key, fn, arg_leaves, state_slots, update_slots, grad_clears,
                       out_treedef, out_leaves, guards, reason, written)
         entry.created_state = trace.created_state
+        entry.new_grads = frozenset(new_grads)
         # arguments that are neither tensors nor Python scalars are keyed by identity: hold them,
         # so that their id cannot be reused by another object while this entry is cached
         entry.static_refs = [x for x, spec in zip(leaves, key[1]) if spec[0] == "O"]

@@ -1,4 +1,4 @@
-"""The llvm backend's runtime: multi-core kernels (GOMP_parallel), the on-disk object cache,
+"""The llvm backend's runtime: multi-core kernels (graphc's thread pool, pool.py), the on-disk object cache,
 bounds-check mode (GRAPHC_BOUNDS_CHECK), .llvm_ir()/.asm() and the dump files."""
 import ctypes
 import json
@@ -71,9 +71,9 @@ def test_large_kernels_run_in_parallel_with_identical_results():
     e1 = llvm_compile(p, threads=1)
     e2 = llvm_compile(p, threads=2)
     assert e1.parallel_kernels == [] and e1.threads == 1
-    if not R.init()["gomp"]:
-        pytest.skip("libgomp not available")
-    assert e2.parallel_kernels and "GOMP_parallel" in e2.llvm_ir
+    if not R.init()["pool"]:
+        pytest.skip("no thread pool on this platform")
+    assert e2.parallel_kernels and "graphc_pool_run" in e2.llvm_ir
     a, b = [x.copy() for x in ins], [x.copy() for x in ins]
     _same(e1(a), e2(b))
     _same(a, b)
@@ -82,8 +82,8 @@ def test_large_kernels_run_in_parallel_with_identical_results():
 
 def _blas_split():
     st = R.init()
-    if not (st["gomp"] and st["blas_threads"]):
-        pytest.skip("libgomp or OpenBLAS's thread control not available")
+    if not (st["pool"] and st["blas_threads"]):
+        pytest.skip("no thread pool or OpenBLAS's thread control not available")
 
 
 @pytest.mark.parametrize("M,N", [(301, 203), (97, 301)])
@@ -178,7 +178,7 @@ def test_parallel_matmul_epilogues(monkeypatch):
     p = plan(g)
     ins = _inputs(p)
     e2 = llvm_compile(p, threads=2)
-    if R.init()["gomp"]:
+    if R.init()["pool"]:
         assert any(n.endswith("_epilogue") for n in e2.parallel_kernels), e2.parallel_kernels
     a, b = [x.copy() for x in ins], [x.copy() for x in ins]
     _same(e2(a), llvm_compile(p, threads=1)(b))
@@ -251,7 +251,7 @@ def test_training_step_deterministic_and_equal_for_1_and_2_threads_in_subprocess
                       "GRAPHC_CACHE_DIR": str(tmp_path / "c")}, str(tmp_path / f"r{t}.npz"))
         out[t] = dict(np.load(tmp_path / f"r{t}.npz"))
     assert int(out["1"]["threads"]) == 1 and int(out["1"]["npar"]) == 0
-    if R.init()["gomp"]:
+    if R.init()["pool"]:
         assert int(out["2"]["threads"]) == 2 and int(out["2"]["npar"]) > 0
     for k in out["1"]:
         if k not in ("threads", "npar"):
@@ -601,8 +601,8 @@ def test_read_only_non_contiguous_inputs_are_not_written_back():
 def test_fold_and_scatter_add_split_over_images(monkeypatch):
     """conv and max-pool gradients (fold, scatter_add along the window axis) run in parallel
     over dim 0 (each image only writes its own slice), with the one-thread numbers exactly."""
-    if not R.init()["gomp"]:
-        pytest.skip("libgomp not available")
+    if not R.init()["pool"]:
+        pytest.skip("no thread pool on this platform")
     monkeypatch.setenv("GRAPHC_PAR_THRESHOLD", "64")
 
     def run(threads):

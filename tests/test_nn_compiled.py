@@ -415,3 +415,48 @@ def test_clip_grad_norm_inside_compiled_step(norm_type):
     assert oe[0][1] > 0.5                                   # clipping really happened
     for k in se:
         close(sc[k], se[k], rtol=1e-5, atol=1e-6, what=k)
+
+
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
+def test_grad_identity_follows_eager_semantics(backend):
+    """zero_grad() (set_to_none) then backward: .grad is a new tensor after every step, eagerly
+    and compiled (the compiled call hands over its fresh result, no copy). Accumulating into an
+    existing .grad (no zero_grad) keeps the tensor and updates it in place, as torch does."""
+    def make():
+        gc.manual_seed(0)
+        lin = gc.nn.Linear(6, 3)
+        return lin, gc.optim.SGD(lin.parameters(), lr=0.1)
+    x = gc.randn(4, 6)
+    for compiled in (False, True):
+        lin, opt = make()
+
+        def step(x):
+            opt.zero_grad()
+            loss = lin(x).square().mean()
+            loss.backward()
+            opt.step()
+            return loss
+        f = gc.compile(step, backend=backend) if compiled else step
+        f(x)
+        seen = []
+        for _ in range(3):
+            f(x)
+            seen.append(lin.weight.grad)
+        assert len({id(g) for g in seen}) == 3, compiled          # a new tensor each step
+        assert not np.shares_memory(seen[0].numpy(), seen[1].numpy())
+        first = seen[0].numpy().copy()
+        f(x)
+        np.testing.assert_array_equal(seen[0].numpy(), first)      # old .grad tensors are left alone
+
+        lin, _ = make()
+
+        def accumulate(x):
+            lin(x).square().mean().backward()
+        g = gc.compile(accumulate, backend=backend) if compiled else accumulate
+        g(x)
+        kept = lin.weight.grad
+        once = kept.numpy().copy()
+        g(x)
+        g(x)
+        assert lin.weight.grad is kept, compiled                   # accumulated in place
+        np.testing.assert_allclose(kept.numpy(), 3 * once, rtol=1e-5)

@@ -16,7 +16,7 @@ def register(name, compile_fn, prepare=None):
 
 def prepare(name):
     """Load backend `name` and its runtime now (what the first compile in a process pays once:
-    for llvm the code generator's modules, LLVM's native target, the BLAS and libgomp symbols)."""
+    for llvm the code generator's modules, LLVM's native target, the BLAS and libm symbols)."""
     get(name)
     fn = _PREPARE.get(name)
     if fn is not None:

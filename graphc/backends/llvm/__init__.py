@@ -14,7 +14,7 @@ Keyword options threads=, checks=, profile= override.
 
 See docs/llvm.md. Modules: types (dtypes as LLVM types), scalar (elementwise math),
 indexing (index maps of movement ops), codegen (kernels -> functions, the entry), runtime
-(JIT, BLAS/libgomp symbols, the disk cache, the executable).
+(JIT, BLAS/libm symbols, the disk cache, the executable), pool (the threads parallel kernels run on).
 """
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def compile(graph, threads=None, checks=None, profile=None, **options):
         if graph.nodes:
             raise NotImplementedError("llvm backend: the graph is not memory-planned (a node has no "
                                       "`buffers`); run the pass pipeline first")
+    from . import pool
     st = R.init()
     threads = R.num_threads() if threads is None else max(1, int(threads))
-    if not st["gomp"]:
+    if threads > 1 and not pool.ensure(threads - 1):     # no pool here (not Linux): serial kernels
         threads = 1
     checks = R.bounds_check() if checks is None else bool(checks)
     threshold = R.par_threshold()

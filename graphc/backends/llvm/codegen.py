@@ -6,8 +6,8 @@ Every kernel becomes an internal function
 
 whose outermost loop runs over [lo, hi) of its first parallel dimension (the output's first dim
 for pointwise and matmul-epilogue loops, the first outer dim of a reduction). The entry calls a
-small kernel with the whole range; a large one through `kN_par(data)` under libgomp's
-GOMP_parallel, whose threads take chunks of the range (ModuleBuilder.parallel).
+small kernel with the whole range; a large one through `kN_par(data)` run by graphc's thread
+pool (pool.py: graphc_pool_run), whose threads take chunks of the range (ModuleBuilder.parallel).
 
 The entry function `graphc_main(ptr slots)` reads the pointer table slots = [arena, inputs...,
 fresh outputs...], resolves every kernel operand from the memory plan (`buffers`: arena+N,
@@ -41,10 +41,11 @@ ERRORS = "graphc_err"          # i64 check code (1-based, 0: none); graphc_err_v
 # A writable global in every module, so that every object has a writable data section: llvmlite's
 # memory manager maps one contiguous block per object and gives it a writable part only when
 # the object has writable data, and that part is where the runtime linker puts the GOT entries
-# of calls to external functions (BLAS, libm, libgomp) in the small code model (runtime.py,
+# of calls to external functions (BLAS, libm, the pool) in the small code model (runtime.py,
 # CODE_MODEL); without one, loading such an object aborts. The block is page-rounded, so the
 # few dozen 8-byte entries fit beside it.
 RW_ANCHOR = "graphc_rw_anchor"
+POOL_RUN = "graphc_pool_run"    # void (kN_par, data, max workers): pool.py
 
 
 def unsupported(kernel, op, why=""):
@@ -667,7 +668,7 @@ class ModuleBuilder:
         self.graph = graph
         self.gemm_symbols = gemm_symbols     # {"float32": name, "float64": name}
         self.ldexp = ldexp                   # the target scales by 2^n in one instruction (vecmath.py)
-        self.threads = threads               # > 1: large kernels run under GOMP_parallel
+        self.threads = threads               # > 1: large kernels run on the thread pool (pool.py)
         self.checks = checks                 # compile bounds / division checks (GRAPHC_BOUNDS_CHECK)
         self.threshold = threshold
         self.epilogues = epilogues           # also run large matmul epilogues in parallel (the GEMM stays serial)
@@ -695,7 +696,7 @@ class ModuleBuilder:
 
     # -- parallel execution
     def parallel(self, k):
-        """Run kernel k under GOMP_parallel? Pointwise, reduction and matmul kernels whose outer
+        """Run kernel k on the thread pool? Pointwise, reduction and matmul kernels whose outer
         range has at least 2 points and whose work (elements visited) reaches the threshold. Matmul kernels
         run their GEMM serially (OpenBLAS runs its own threads: no nesting) and only their
         elementwise epilogue in parallel; opaque kernels (fold, scatter_add) split over dim 0 where each
@@ -1020,8 +1021,8 @@ class ModuleBuilder:
                 for i, p in enumerate(ptrs):
                     b.store(p, b.gep(data, [i64(i)], inbounds=True, source_etype=PTR))
                 b.store(i64(0), b.gep(data, [i64(len(ptrs))], inbounds=True, source_etype=PTR))   # chunk counter
-                gomp = S.function(self.module, "GOMP_parallel", VOID, [PTR, PTR, I32, I32])
-                b.call(gomp, [wrapper, data, ir.Constant(I32, self.threads), ir.Constant(I32, 0)])
+                run = S.function(self.module, POOL_RUN, VOID, [PTR, PTR, I64])     # pool.py
+                b.call(run, [wrapper, data, i64(self.threads - 1)])
             if self.profile:
                 t1 = b.call(S.function(self.module, "llvm.readcyclecounter", I64, []), [])
                 slot = self.profile_counter(n)

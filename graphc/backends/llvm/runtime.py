@@ -1,11 +1,11 @@
-"""JIT compilation (native CPU), the BLAS/libm/libgomp symbols, the object-code disk cache, and
+"""JIT compilation (native CPU), the BLAS/libm/thread-pool symbols, the object-code disk cache, and
 the executable.
 
 BLAS: numpy's wheel bundles OpenBLAS built with 64-bit integers and a `scipy_` symbol prefix
 (numpy.libs/libscipy_openblas64_*.so: scipy_cblas_sgemm64_, scipy_cblas_dgemm64_). We dlopen
 it with RTLD_GLOBAL and hand the addresses to LLVM with add_symbol, so generated code calls it
-directly. libm symbols (tanhf, erff, ...) resolve from the process; libgomp's GOMP_parallel,
-omp_get_thread_num and omp_get_num_threads are registered the same way (parallel kernels).
+directly. libm symbols (tanhf, erff, ...) resolve from the process; the thread pool's
+`graphc_pool_run` (pool.py, parallel kernels) is registered the same way.
 
 Compilation: the module is optimised (O3 pipeline), lowered to an object file with a native
 target machine (tm.emit_object) and the object is loaded into an MCJIT engine
@@ -28,7 +28,7 @@ import numpy as np
 _LOCK = threading.Lock()
 _STATE = {}
 GEMM = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
-# OpenBLAS's thread count (process-wide). While a graph splits GEMMs across its own GOMP threads,
+# OpenBLAS's thread count (process-wide). While a graph splits GEMMs across its own pool threads,
 # OpenBLAS is held at one thread so the two pools never compete for the cores.
 BLAS_THREADS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")
 CODEGEN_VERSION = "graphc-llvm-21"    # bump when what a cached object means changes outside the sources below
@@ -189,45 +189,8 @@ def _load_private_blas(path, core):
             os.environ["OPENBLAS_CORETYPE"] = old
 
 
-def _load_gomp(llvm):
-    """libgomp with RTLD_GLOBAL, its entry points registered with LLVM; None if unavailable."""
-    cands = [ctypes.util.find_library("gomp"), "libgomp.so.1"]
-    try:   # a copy bundled with a wheel (scikit-learn, torch, ...)
-        import site
-        for d in site.getsitepackages():
-            cands += sorted(glob.glob(os.path.join(d, "*.libs", "libgomp*.so*")))
-    except Exception:   # pragma: no cover
-        pass
-    # libgomp reads its settings when it is loaded. Its default (spin ~300K iterations at each
-    # barrier) burns the cores OpenBLAS's threads and other processes need between kernels;
-    # spin briefly, then sleep, unless the user chose otherwise.
-    ours = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ
-    if ours:
-        os.environ["GOMP_SPINCOUNT"] = "10000"
-    try:
-        return _dlopen_gomp(llvm, cands)
-    finally:
-        if ours:
-            os.environ.pop("GOMP_SPINCOUNT", None)
-
-
-def _dlopen_gomp(llvm, cands):
-    for c in cands:
-        if not c:
-            continue
-        try:
-            lib = ctypes.CDLL(c, mode=ctypes.RTLD_GLOBAL)
-            for sym in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"):
-                llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
-            return lib
-        except (OSError, AttributeError):
-            continue
-    _log.info("llvm backend: libgomp not found; kernels run serially")
-    return None
-
-
 def init():
-    """Initialise LLVM once; the native target, and the BLAS/libm/libgomp symbols."""
+    """Initialise LLVM once; the native target, and the BLAS/libm symbols."""
     with _LOCK:
         if _STATE:
             return _STATE
@@ -249,8 +212,8 @@ def init():
         for sym in ("tanh", "tanhf", "erf", "erff", "exp", "expf", "log", "logf", "sin", "sinf",
                     "cos", "cosf", "pow", "powf", "fmod", "fmodf", "floor", "floorf"):
             llvm.add_symbol(sym, ctypes.cast(getattr(libm, sym), ctypes.c_void_p).value)
-        gomp = _load_gomp(llvm)
-        _STATE.update(llvm=llvm, blas=path, blas_core=core, libs=(lib, libm, gomp), gomp=gomp is not None,
+        from . import pool
+        _STATE.update(llvm=llvm, blas=path, blas_core=core, libs=(lib, libm), pool=pool.supported(),
                       blas_threads=blas_threads,
                       triple=llvm.get_process_triple(), cpu=cpu, features=features,
                       versions=f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info}")
@@ -272,7 +235,7 @@ def has_scalef() -> bool:
 # registers does that inside the loop (ln_gelu's output loop: 15 of its 57 instructions). It is
 # safe because llvmlite's memory manager (use_lmm=True in load_object) maps each object's code,
 # read-only and writable sections as one contiguous block, so every RIP-relative offset inside
-# an object fits in 32 bits; calls to BLAS/libm/libgomp, anywhere in memory, go through the
+# an object fits in 32 bits; calls to BLAS/libm/the pool, anywhere in memory, go through the
 # stubs the runtime linker makes for PLT32 relocations.
 CODE_MODEL = "small"
 
@@ -329,6 +292,18 @@ def optimise_and_emit(ir_module):
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
     return tm.emit_object(mod), str(mod)
+
+
+def cached_object(name, build):
+    """Object code of a runtime module (`build()` -> ir.Module, e.g. the thread pool), from the
+    disk cache when this codegen, LLVM and target built it before."""
+    key = cache_key(f"runtime module {name}", {})
+    d = cache_dir()
+    obj = _cache_read(d, key)
+    if obj is None:
+        obj, text = optimise_and_emit(build())
+        _cache_write(d, key, obj, text)
+    return obj
 
 
 def load_object(obj):
