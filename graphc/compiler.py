@@ -606,6 +606,7 @@ class Entry:
         self.calls = 0
         self._n_out = None
         self.new_grads = frozenset()        # update indices whose .grad becomes a new tensor
+        self._plan = _MISSING_PLAN          # the backward plan, when it is the same every call
 
     @property
     def passes(self):
@@ -625,24 +626,63 @@ class Entry:
                 return desc() if callable(desc) else desc
         return None
 
+    def _first_run(self):
+        """What a call needs that is the same for every call of this entry."""
+        g = self.fn.graph
+        self._n_out = len(g.outputs)
+        self._out_dtypes = [v.type.dtype for v in g.outputs]
+        # whether each input requires grad is part of the signature (arguments) or guarded
+        # (captured tensors), except for .grad tensors read as inputs: then the backward plan
+        # is computed per call
+        self._plan_fixed = all(kind == "data" for kind, _ in self.state_slots)
+        self._single = self.out_treedef[0] == "leaf" and self.out_leaves == [("out", 0)]
+
     def run(self, leaves):
         tensors = [leaves[i] for i in self.arg_leaves]
         for kind, t in self.state_slots:
             tensors.append(t if kind == "data" else t._grad if kind == "grad" else leaves[t]._grad)
-        plan = _backward_plan(self.fn, tensors, self.written_inputs)
-        before = _snapshot(tensors, plan[2]) if plan is not None else None
+        if self._n_out is None:
+            self._first_run()
+        if self._plan_fixed:
+            plan = self._plan
+            if plan is _MISSING_PLAN:
+                plan = self._plan = _backward_plan(self.fn, tensors, self.written_inputs)
+        else:
+            plan = _backward_plan(self.fn, tensors, self.written_inputs)
+        before = _snapshot(tensors, plan[2]) if plan is not None and plan[2] else None
         ins = [t._data for t in tensors]
         exe = self.exe
         res = exe(ins)
         n_out = self._n_out
-        if n_out is None:
-            n_out = self._n_out = len(self.fn.graph.outputs)
-        outs, ups = res[:n_out], res[n_out:]
+        # results the backend allocated for this call alone
+        fresh = getattr(exe, "fresh_results", None)
+        if self.update_slots or self.grad_clears:
+            self._write_back(leaves, res[n_out:], ins, fresh)
+        self.calls += 1
+        seen = []
+        out_tensors = []
+        for k in range(n_out):
+            a = res[k]
+            if fresh is None or not fresh[k]:
+                a = _fresh(a, ins + seen)
+                if not a.flags.writeable:          # a broadcast view: results are fresh, writable tensors
+                    a = np.array(a, copy=True)
+            seen.append(a)
+            out_tensors.append(Tensor._wrap(a, dtype=self._out_dtypes[k]))
+        if plan is not None:
+            _attach_backward(self.fn, tensors, out_tensors, self.written_inputs, plan, before)
+        if self._single:
+            return out_tensors[0]
+        vals = [out_tensors[k] if kind == "out" else k for kind, k in self.out_leaves]
+        return pytree.unflatten(self.out_treedef, vals)
+
+    def _write_back(self, leaves, ups, ins, fresh):
+        """Updates into captured tensors, arguments and .grad slots."""
+        n_out = self._n_out
         targets = [(leaves[t] if kind == "arg" else t) if kind in ("data", "arg") else None
                    for kind, t in self.update_slots]
         # an update the backend already wrote into its target's own buffer needs no copy; any
         # other that shares memory with an input is copied first, before any write-back lands
-        fresh = getattr(exe, "fresh_results", None)     # results the backend allocated for this call alone
         ups = [a if (tgt is not None and a is tgt._data) or (fresh is not None and fresh[n_out + j])
                else _fresh(a, ins) for j, (tgt, a) in enumerate(zip(targets, ups))]
         new_grads = self.new_grads
@@ -663,19 +703,6 @@ class Entry:
                     owner._grad = Tensor._wrap(_copy(a))
         for kind, t in self.grad_clears:
             (t if kind == "grad" else leaves[t])._grad = None
-        self.calls += 1
-        seen = []
-        out_tensors = []
-        for k, a in enumerate(outs):
-            if fresh is None or not fresh[k]:
-                a = _fresh(a, ins + seen)
-                if not a.flags.writeable:          # a broadcast view: results are fresh, writable tensors
-                    a = np.array(a, copy=True)
-            seen.append(a)
-            out_tensors.append(Tensor._wrap(a))
-        _attach_backward(self.fn, tensors, out_tensors, self.written_inputs, plan, before)
-        vals = [out_tensors[k] if kind == "out" else k for kind, k in self.out_leaves]
-        return pytree.unflatten(self.out_treedef, vals)
 
 
 def _own(a, ins):

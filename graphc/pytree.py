@@ -20,6 +20,8 @@ def _flatten(obj, leaves):
 
 
 def unflatten(treedef, leaves):
+    if treedef[0] == "leaf":          # a single tensor: the common result of a compiled call
+        return leaves[0]
     it = iter(leaves)
     return _build(treedef, it)
 

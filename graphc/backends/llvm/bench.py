@@ -19,14 +19,19 @@ import time
 import numpy as np
 
 
-def _median_us(fn, n=20000, rounds=7):
-    meds = []
+def _rounds_us(fn, n=20000, rounds=7):
+    """Mean microseconds per call in each of `rounds` rounds of n calls."""
+    out = []
     for _ in range(rounds):
         t = time.perf_counter()
         for _ in range(n):
             fn()
-        meds.append((time.perf_counter() - t) / n * 1e6)
-    return float(np.median(meds))
+        out.append((time.perf_counter() - t) / n * 1e6)
+    return out
+
+
+def _median_us(fn, n=20000, rounds=7):
+    return float(np.median(_rounds_us(fn, n, rounds)))
 
 
 def overhead():
@@ -36,8 +41,9 @@ def overhead():
     f(x)
     exe = f.entry(x).exe
     arr = [x.numpy()]
-    r = {"exe(list) us": _median_us(lambda: exe(arr)),
-         "compiled fn call us": _median_us(lambda: f(x), n=5000),
+    e, c = _rounds_us(lambda: exe(arr)), _rounds_us(lambda: f(x), n=5000, rounds=11)
+    r = {"exe(list) us": float(np.median(e)), "exe(list) best round us": float(min(e)),
+         "compiled fn call us": float(np.median(c)), "compiled fn call best round us": float(min(c)),
          "kernels": len([k for k in f.graph(x).nodes if k.attrs.get("kind") != "view"])}
     print(json.dumps(r))
     return r
