@@ -49,8 +49,11 @@ def compile(graph, threads=None, checks=None, profile=None, **options):
 
 
 def prepare():
-    from . import codegen, runtime  # noqa: F401
+    """Once per process: the codegen's modules, LLVM and BLAS (runtime.init), and the thread pool
+    for the default thread count (its workers are started here, not in the first compile)."""
+    from . import codegen, pool, runtime  # noqa: F401
     runtime.init()
+    pool.ensure(runtime.num_threads() - 1)
 
 
 register("llvm", compile, prepare)
