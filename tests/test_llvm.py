@@ -1,6 +1,8 @@
 """The llvm backend: native code from llvmlite == the interpreter (PlannedInterpreter on the same
 planned graph) for every kernel kind, every elementwise primitive and dtype, reductions,
 matmuls, random graphs through the whole pipeline, and whole compiled training steps."""
+import re
+
 import numpy as np
 import pytest
 
@@ -566,3 +568,26 @@ def test_column_sums_walk_memory_order(shape, axes, dt, monkeypatch):
     for threads in (1, 2):
         a = inputs_for(p)
         np.testing.assert_array_equal(llvm_compile(p, threads=threads, checks=True)(a)[0], exe(inputs_for(p))[0])
+
+
+@pytest.mark.parametrize("src,mid,out", [
+    ((32, 16, 3, 3), (1, 32, 144), (5, 32, 144)),      # merged contiguous dims, then broadcast (conv weights)
+    ((7, 15), (7, 3, 5), (2, 7, 3, 5)),                 # a dim split in three
+    ((3, 1, 10, 1), (30,), (4, 30)),                    # unit dims dropped, everything merged
+    ((6, 35), (6, 5, 7), (6, 5, 7)),                    # split, no broadcast
+    ((4, 6, 5), (24, 5), (3, 24, 5)),                   # merged leading dims
+])
+def test_reshape_reads_use_the_linear_index(src, mid, out):
+    """A reshape that merges or splits contiguous dims reads its input at the output's linear
+    offset: no division per element (indexing.linear sees through delinearize), and the values
+    are numpy's. A permute in between breaks the pattern and still computes right."""
+    x = np.arange(int(np.prod(src)), dtype=np.float32).reshape(src)
+    f = gc.compile(lambda t: gc.broadcast_to(t.reshape(*mid), out) * 1.0, backend="llvm", threads=1)
+    got = f(gc.tensor(x)).numpy()
+    np.testing.assert_array_equal(got, np.broadcast_to(x.reshape(mid), out))
+    body = f.asm(gc.tensor(x))
+    assert not re.search(r"\t(div|idiv)q?\t|mulx", body), "per-element division left in the loop"
+    g = gc.compile(lambda t: gc.broadcast_to(t.reshape(*mid).permute(*reversed(range(len(mid)))), out[:-len(mid)]
+                                             + tuple(reversed(mid))) * 1.0, backend="llvm", threads=1)
+    want = np.broadcast_to(x.reshape(mid).transpose(*reversed(range(len(mid)))), out[:-len(mid)] + tuple(reversed(mid)))
+    np.testing.assert_array_equal(g(gc.tensor(x)).numpy(), want)

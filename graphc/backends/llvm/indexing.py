@@ -21,12 +21,34 @@ def strides(shape):
 
 
 def linear(b, idx, shape):
-    """Row-major linear offset of idx in a buffer of `shape`."""
+    """Row-major linear offset of idx in a buffer of `shape`. A run of dims whose indices are
+    exactly what `delinearize` made of some linear index over the same sub-shape (a reshape that
+    merged or split contiguous dims: [32, 144] read as [32, 16, 3, 3]) contributes that index
+    times the run's last stride: the divisions and remainders become dead, and the loop stays
+    vectorisable (LLVM cannot prove that (j / 9) * 9 + (j / 3 % 3) * 3 + j % 3 is j)."""
+    st_all = strides(shape)
+    memo = getattr(b, "graphc_delinearized", None) or {}
     off = None
-    for i, n, st in zip(idx, shape, strides(shape)):
-        if n == 1:
-            continue
-        term = i if st == 1 else b.mul(i, i64(st))
+    d = 0
+    while d < len(idx):
+        hit = None
+        for (first, n_dims), (lin, sub) in memo.get(id(idx[d]), {}).items():
+            run = idx[d:d + n_dims]
+            if len(run) == n_dims and tuple(shape[d:d + n_dims]) == sub and \
+                    all(v is w for v, w in zip(run, first)):
+                hit = (lin, n_dims)
+                break
+        if hit is not None:
+            lin, n_dims = hit
+            st = st_all[d + n_dims - 1]
+            term = lin if st == 1 else b.mul(lin, i64(st))
+            d += n_dims
+        else:
+            if shape[d] == 1:
+                d += 1
+                continue
+            term = idx[d] if st_all[d] == 1 else b.mul(idx[d], i64(st_all[d]))
+            d += 1
         off = term if off is None else b.add(off, term)
     return i64(0) if off is None else off
 
@@ -39,6 +61,11 @@ def delinearize(b, lin, shape):
             continue
         q = lin if st == 1 else b.udiv(lin, i64(st))
         out.append(q if st * n >= _big(shape) else b.urem(q, i64(n)))
+    if len(out) > 1:    # remembered on the builder for linear() (the values are kept alive with it)
+        memo = getattr(b, "graphc_delinearized", None)
+        if memo is None:
+            memo = b.graphc_delinearized = {}
+        memo.setdefault(id(out[0]), {})[(tuple(out), len(out))] = (lin, tuple(shape))
     return out
 
 
