@@ -922,7 +922,7 @@ class CompiledFunction:
                            lambda b=entry_box: not b or b[0].calls == 0))
         fn = GraphFunction(graph, self, trace.nograd, one_shot=one_shot)
         _log_recompile(self.name, graph.name, reason)
-        fn.exe  # run the passes and compile now, so errors surface at the first call
+        fn.exe  # passes and backend now, so errors surface at the first call (a one-shot graph: the interpreter)
         self._log.append((graph.name, reason))
         if self.verbose_explain:
             print(f"graphc: tracing {self.name} ({graph.name}): {reason}", file=sys.stderr)

@@ -988,3 +988,30 @@ def test_eager_backward_through_compiled_random_call_recomputes_the_same_numbers
     w.grad = None
     loss.backward()
     close(w.grad, noise)
+
+
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
+def test_one_compiled_function_from_several_threads(backend):
+    """A compiled function called from several Python threads at once gives every thread its
+    own right answer: the executable (one arena per graph) runs one call at a time."""
+    import threading
+    f = gc.compile(lambda x: (x * 2.0).exp().sum(1) + x.mean(1), backend=backend)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((64, 300)).astype(np.float32) for _ in range(4)]
+    wants = [np.exp(x.astype(np.float64) * 2).sum(1) + x.mean(1) for x in xs]
+    f(gc.tensor(xs[0]))
+    errors = []
+
+    def worker(x, want):
+        try:
+            t = gc.tensor(x)
+            for _ in range(100):
+                np.testing.assert_allclose(f(t).numpy(), want, rtol=1e-5)
+        except Exception as e:     # noqa: BLE001 -- reported below
+            errors.append(e)
+    ts = [threading.Thread(target=worker, args=a) for a in zip(xs, wants)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not errors, errors[0]

@@ -4,6 +4,8 @@ Every other backend is tested against this one.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..ops.registry import PRIMITIVES
@@ -17,6 +19,7 @@ class Interpreter:
         self.graph = graph
         self.plan = [(_impl(n), n, [i.name for i in n.inputs]) for n in graph.nodes]
         self._last_use = self._last_uses()
+        self._lock = threading.Lock()     # one call at a time: a planned arena and _inputs are per instance
 
     def _last_uses(self):
         keep = {v.name for v in self.graph.outputs} | {v.name for _, v in self.graph.updates}
@@ -43,6 +46,10 @@ class Interpreter:
         return res
 
     def __call__(self, arrays):
+        with self._lock:
+            return self._run(arrays)
+
+    def _run(self, arrays):
         g = self.graph
         if len(arrays) != len(g.inputs):
             raise ValueError(f"{g.name}: expected {len(g.inputs)} inputs, got {len(arrays)}")

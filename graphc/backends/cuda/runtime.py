@@ -23,6 +23,7 @@ one driver call per launch (numba's ordinary dispatch in the simulator).
 from __future__ import annotations
 
 import linecache
+import threading
 import time
 
 import numpy as np
@@ -79,6 +80,7 @@ class CudaExecutable:
             off = _align(off + v.type.nbytes)
         self.nbytes = max(off, ALIGN)
         self.arena = cuda.device_array(self.nbytes, dtype=np.uint8)
+        self._lock = threading.RLock()      # see __call__
         self._in_views = [self._view(o, v.type) for o, v in zip(self._in_off, graph.inputs)]
         # launches, bound once; each operand also as ("in", i) or a fixed view, for resident calls
         self.launches = []
@@ -134,6 +136,10 @@ class CudaExecutable:
 
     # -- running
     def __call__(self, arrays):
+        with self._lock:         # one device arena per executable: one call at a time
+            return self._call(arrays)
+
+    def _call(self, arrays):
         g = self.graph
         if len(arrays) != len(g.inputs):
             raise ValueError(f"{g.name}: expected {len(g.inputs)} inputs, got {len(arrays)}")
@@ -175,6 +181,10 @@ class CudaExecutable:
     def run_on_device(self, arrays, labels=None):
         """Inputs already on the device (DeviceArray; 0-d numpy values allowed) -> [outputs...,
         update values...] as DeviceArrays; state updated in place in the caller's arrays."""
+        with self._lock:
+            return self._run_on_device(arrays, labels)
+
+    def _run_on_device(self, arrays, labels=None):
         if self._resident is None:
             from .resident import ResidentCall
             self._resident = ResidentCall(self)

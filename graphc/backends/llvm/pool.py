@@ -248,7 +248,7 @@ def _start():
     run = engine.get_function_address(RUN)
     llvm.add_symbol(RUN, run)
     _POOL.update(engine=engine, libc=libc, addr=addr, run=run, worker=engine.get_function_address(WORKER),
-                 started=0, threads=[], pid=os.getpid())
+                 started=0)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
 
@@ -260,7 +260,6 @@ def _spawn():
     if rc != 0:
         raise OSError(rc, "graphc thread pool: pthread_create failed")
     libc.pthread_detach(tid)
-    _POOL["threads"].append(tid.value)
     _POOL["started"] += 1
 
 
@@ -274,7 +273,7 @@ def _after_fork():
     ctypes.c_int32.from_address(a["busy"]).value = 0
     ctypes.c_int32.from_address(a["sleepers"]).value = 0
     ctypes.c_int64.from_address(a["job"]).value |= CLOSED
-    _POOL.update(started=0, threads=[], pid=os.getpid())
+    _POOL["started"] = 0
     for _ in range(n):
         _spawn()
 

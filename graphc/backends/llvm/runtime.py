@@ -424,6 +424,7 @@ class LLVMExecutable:
         self._slots[0] = self.arena.ctypes.data
         self._slots_addr = ctypes.addressof(self._slots)
         self._last_in = [None] * (1 + self._n_in)     # input array objects whose pointers the slots hold
+        self._lock = threading.Lock()                   # see __call__
         results = list(graph.outputs) + [v for _, v in graph.updates]
         self._results = [self._resolver(builder, v) for v in results]
         # which results are arrays made for this call alone (an output slot seen first, or an arena copy)
@@ -476,6 +477,13 @@ class LLVMExecutable:
         return lambda ins, outs, i=i: self.arena[i:i + nbytes].view(dt).reshape(shape).copy()
 
     def __call__(self, arrays):
+        # one arena and one pointer table per executable, and the native call releases the GIL:
+        # a second Python thread calling the same graph waits for the first (different graphs
+        # run at the same time)
+        with self._lock:
+            return self._call(arrays)
+
+    def _call(self, arrays):
         if len(arrays) != self._n_in:
             raise ValueError(f"{self.graph.name}: expected {self._n_in} inputs, got {len(arrays)}")
         slots = self._slots
