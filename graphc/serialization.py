@@ -22,9 +22,18 @@ true/false, int or string, or an object tagged by "$": float (hex text, exact, n
 included), list, tuple, dict/odict (a list of [key, value] pairs, so keys keep their type),
 tensor (an index into tensors[]; the same object saved twice loads as one object) or dtype.
 
-Everything is checked before anything is built: a foreign, truncated, corrupt or tampered file
-raises CheckpointError naming the file and what is wrong. save() writes a temporary file in the
-target's directory and renames it into place, so a crash never leaves half a checkpoint.
+Everything is checked before anything is built: a foreign, truncated, corrupt, tampered or
+hostile file raises CheckpointError naming the file and what is wrong, never numpy's
+ValueError/OverflowError/MemoryError. In particular every shape is one numpy can build (at most
+numpy's maximum number of dims, each dim an int in [0, 2**63), itemsize times the product of the
+nonzero dims below 2**63) whose byte count equals the entry's nbytes; and the byte ranges of the
+entries that hold data never overlap (save never writes overlapping ranges), so load() builds at
+most data_len bytes of tensors however many entries or references the header has.
+
+save() writes a temporary file in the target's directory and renames it into place, so a crash
+never leaves half a checkpoint. The temporary's name has a fixed length (".gc-" + 8 hex digits +
+".tmp", 16 characters), so any name the file system accepts can be saved to; see _sweep_stale for
+how temporaries left behind by a killed writer are removed.
 """
 from __future__ import annotations
 
@@ -32,8 +41,11 @@ import hashlib
 import json
 import math
 import os
+import re
+import secrets
+import stat
 import struct
-import tempfile
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -47,6 +59,20 @@ _PREAMBLE = struct.Struct("<8sIIQQ")
 _ALIGN = 64
 _DIGEST = 32
 _FORMAT = "graphc.checkpoint"
+_INTP_MAX = int(np.iinfo(np.intp).max)   # numpy's limit on a dim and on an array's byte size
+
+
+def _numpy_max_ndim() -> int:
+    for n in (64, 32):               # numpy >= 2 builds up to 64 dims, numpy 1.x up to 32
+        try:
+            np.empty((0,) * n)
+            return n
+        except ValueError:
+            pass
+    return 32
+
+
+_MAX_NDIM = _numpy_max_ndim()
 
 
 class CheckpointError(RuntimeError):
@@ -132,11 +158,15 @@ def _is_parameter(t) -> bool:
     return isinstance(t, Parameter)
 
 
-def _write(obj, f) -> None:
+def _encode(obj):
     enc = _Encoder()
     root = enc.encode(obj)
     header = json.dumps({"format": _FORMAT, "tensors": enc.entries, "root": root},
                         separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return header, enc
+
+
+def _emit(header, enc, f) -> None:
     digest = hashlib.sha256()
 
     def put(b):
@@ -155,29 +185,144 @@ def _write(obj, f) -> None:
     f.write(digest.digest())
 
 
+def _write(obj, f) -> None:
+    _emit(*_encode(obj), f)
+
+
+# Temporaries: ".gc-" + 8 lowercase hex digits + ".tmp" (16 characters whatever the target's name).
+_TMP_PREFIX, _TMP_SUFFIX = ".gc-", ".tmp"
+_TMP_RE = re.compile(r"\.gc-[0-9a-f]{8}\.tmp")
+_STALE_AGE_S = 3600.0   # a temporary not modified for this long may be a killed writer's
+
+
 def save(obj, f) -> None:
     """Save tensors, state_dicts and nested dicts/lists/tuples of them with Python scalars,
-    strings and None, to a path (written atomically) or a binary file object."""
+    strings and None, to a path (written atomically) or a binary file object.
+
+    To a path: the object is encoded first, then written to a temporary ".gc-XXXXXXXX.tmp" in
+    the target's directory (16 characters, so a target name of any length the file system
+    accepts works), fsynced, and renamed over the target; on any error the temporary is removed
+    and an existing target is untouched. Afterwards the directory is swept of temporaries that a
+    killed writer left behind (see _sweep_stale)."""
     if not isinstance(f, (str, os.PathLike)):
         _write(obj, f)
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    header, enc = _encode(obj)   # before the temporary exists: a bad object leaves nothing behind
+    fd, tmp = _create_temp(directory)
     try:
+        _lock(fd)                # held until the rename: tells _sweep_stale this writer is alive
         with os.fdopen(fd, "wb") as out:
-            _write(obj, out)
+            fd = None
+            _emit(header, enc, out)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+            mode = 0o666 & ~_umask()
+            if hasattr(os, "fchmod"):
+                os.fchmod(out.fileno(), mode)
+            else:
+                os.chmod(tmp, mode)
+            if os.name != "nt":  # Windows can't rename an open file; elsewhere keep the lock
+                os.replace(tmp, path)
+        if os.name == "nt":
+            os.replace(tmp, path)
     except BaseException:
+        if fd is not None:
+            os.close(fd)
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
     _fsync_dir(directory)
+    _sweep_stale(directory, legacy_for=os.path.basename(path))
+
+
+def _create_temp(directory):
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f"{_TMP_PREFIX}{secrets.token_hex(4)}{_TMP_SUFFIX}")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"graphc.save: could not create a temporary file in {directory!r}")
+
+
+def _lock(fd, blocking=True) -> bool:
+    """Take an exclusive flock on fd. False only if another open file holds one (non-blocking);
+    True where it was taken or where locks are unavailable (no fcntl, or a file system without
+    flock): then only _sweep_stale's age rule tells a live writer from a dead one."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _sweep_stale(directory, now=None, legacy_for=None) -> list:
+    """Remove temporaries of save() that a killed writer left in `directory`; best effort, never
+    raises. Returns the names removed.
+
+    A temporary's name doesn't say which target it was for, and another process may be saving
+    into the same directory right now (to this target or another), so "all temporaries for this
+    target" is neither knowable nor safe. A candidate is removed only if all of these hold:
+      - its name is exactly ".gc-" + 8 lowercase hex digits + ".tmp" and it is a regular file
+        (not a symlink) that this process can open;
+      - it has not been modified for _STALE_AGE_S (an hour): a live writer creates its temporary
+        only once the object is encoded and then keeps writing to it until the rename, so its
+        mtime is recent; this also covers the instant between a writer's create and its lock;
+      - where flock exists, an exclusive non-blocking lock on it succeeds: a live writer holds
+        one until it has renamed the file, and the kernel drops it when the writer dies;
+      - it is still the same file (device and inode) when it is unlinked.
+    Hence a concurrent writer's temporary is never removed, on file systems where flock works
+    (local ones, NFS via byte-range locks); elsewhere only the age rule protects a writer that
+    stalls for over an hour between two writes.
+
+    legacy_for=NAME also removes, by the same rules, the temporaries ".NAME.XXXXXXXX.tmp" that
+    earlier graphc versions (tempfile.mkstemp) left for that target."""
+    removed = []
+    now = time.time() if now is None else now
+    legacy = None
+    if legacy_for:
+        legacy = re.compile(r"\." + re.escape(legacy_for) + r"\.[a-z0-9_]{8}\.tmp")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for de in entries:
+        if not (_TMP_RE.fullmatch(de.name) or (legacy is not None and legacy.fullmatch(de.name))):
+            continue
+        try:
+            st = de.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < _STALE_AGE_S:
+                continue
+            fd = os.open(de.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        try:
+            if not _lock(fd, blocking=False):
+                continue                         # a live writer holds it
+            st2 = os.fstat(fd)
+            if (st2.st_dev, st2.st_ino) != (st.st_dev, st.st_ino) or now - st2.st_mtime < _STALE_AGE_S:
+                continue
+            cur = os.stat(de.path, follow_symlinks=False)
+            if (cur.st_dev, cur.st_ino) != (st.st_dev, st.st_ino):
+                continue
+            os.unlink(de.path)
+            removed.append(de.name)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _umask() -> int:
@@ -266,7 +411,9 @@ class _Decoder:
         if not isinstance(header.get("tensors"), list) or "root" not in header:
             self.fail("malformed header: it needs 'tensors' (a list) and 'root'")
         self.entries = [self._entry(i, e) for i, e in enumerate(header["tensors"])]
+        self._check_disjoint()
         self.built = {}
+        self.budget = len(self.data)   # bytes of tensors load() may still build
         try:
             return self.node(header["root"])
         except RecursionError:
@@ -281,19 +428,40 @@ class _Decoder:
         if dtype not in ("float32", "float64", "int64", "bool"):
             self.fail(f"tensor {i} has unsupported dtype {dtype!r}")
         if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
-            self.fail(f"tensor {i} has a malformed shape {shape!r}")
+            self.fail(f"tensor {i} has a malformed shape {_short(shape)}")
+        if len(shape) > _MAX_NDIM:
+            self.fail(f"tensor {i} has {len(shape)} dims (numpy builds at most {_MAX_NDIM})")
+        if any(s > _INTP_MAX for s in shape):
+            self.fail(f"tensor {i} has a dim >= 2**63 in its shape {_short(shape)}")
         if not (_is_int(offset) and _is_int(nbytes) and offset >= 0 and nbytes >= 0):
             self.fail(f"tensor {i} has a malformed offset/nbytes ({offset!r}, {nbytes!r})")
         if kind not in ("tensor", "parameter", "ndarray") or not isinstance(rg, bool):
             self.fail(f"tensor {i} has a malformed kind/requires_grad ({kind!r}, {rg!r})")
         d = _dt.from_name(dtype)
+        if math.prod(s for s in shape if s) * d.itemsize > _INTP_MAX:  # numpy's own limit
+            self.fail(f"tensor {i} ({dtype}{_short(shape)}) is too big for numpy to build: its "
+                      "nonzero dims times the itemsize exceed 2**63 - 1 bytes")
         want = math.prod(shape) * d.itemsize
         if nbytes != want:
-            self.fail(f"tensor {i} ({dtype}{shape}) declares {nbytes} bytes but needs {want}")
+            self.fail(f"tensor {i} ({dtype}{_short(shape)}) declares {nbytes} bytes but needs {want}")
         if offset + nbytes > len(self.data):
-            self.fail(f"tensor {i} ({dtype}{shape}) at bytes [{offset}, {offset + nbytes}) is out of "
-                      f"range of the {len(self.data)}-byte data section")
+            self.fail(f"tensor {i} ({dtype}{_short(shape)}) at bytes [{offset}, {offset + nbytes}) is "
+                      f"out of range of the {len(self.data)}-byte data section")
         return d, tuple(shape), offset, nbytes, kind, rg
+
+    def _check_disjoint(self):
+        """Entries holding data must use disjoint byte ranges, as save writes them; so the tensors
+        built can't add up to more than the data section, whatever the header says."""
+        spans = sorted((e[2], e[2] + e[3], i) for i, e in enumerate(self.entries) if e[3] > 0)
+        total = 0
+        for (a0, a1, ai), (b0, b1, bi) in zip(spans, spans[1:]):
+            if b0 < a1:
+                self.fail(f"tensors {ai} and {bi} overlap in the data section (bytes [{a0}, {a1}) and "
+                          f"[{b0}, {b1})); graphc.save never writes overlapping tensors")
+        for a0, a1, _ in spans:
+            total += a1 - a0
+        if total > len(self.data):  # implied by the above; kept as the bound that matters
+            self.fail(f"the tensors declare {total} bytes but the data section has {len(self.data)}")
 
     def tensor(self, i):
         if not _is_int(i) or not 0 <= i < len(self.entries):
@@ -301,12 +469,18 @@ class _Decoder:
         if i in self.built:
             return self.built[i]
         d, shape, offset, nbytes, kind, rg = self.entries[i]
+        self.budget -= nbytes
+        if self.budget < 0:
+            self.fail(f"tensor {i} would take the tensors built past the {len(self.data)}-byte data section")
         raw = self.data[offset:offset + nbytes]
-        if d.np == np.bool_:
-            arr = np.frombuffer(raw, dtype=np.uint8) != 0   # any nonzero byte is True
-        else:
-            arr = np.frombuffer(raw, dtype=d.np.newbyteorder("<")).astype(d.np)  # a fresh copy
-        arr = arr.reshape(shape)
+        try:
+            if d.np == np.bool_:
+                arr = np.frombuffer(raw, dtype=np.uint8) != 0   # any nonzero byte is True
+            else:
+                arr = np.frombuffer(raw, dtype=d.np.newbyteorder("<")).astype(d.np)  # a fresh copy
+            arr = arr.reshape(shape)
+        except (ValueError, OverflowError) as e:   # the checks above should make this unreachable
+            self.fail(f"tensor {i} ({d.name}{_short(list(shape))}) can't be built: {e}")
         if kind == "ndarray":
             out = arr
         else:
@@ -362,6 +536,12 @@ def _parameter(t, requires_grad):
     except Exception:
         return t.requires_grad_(True) if requires_grad else t
     return Parameter(t, requires_grad=requires_grad)
+
+
+def _short(x, limit=120) -> str:
+    """repr(x), cut short: a hostile shape can be megabytes of JSON."""
+    r = repr(x)
+    return r if len(r) <= limit else r[:limit] + f"... ({len(r)} characters)"
 
 
 def _is_int(x) -> bool:
