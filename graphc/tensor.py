@@ -29,7 +29,7 @@ class Size(tuple):
 
 
 class Tensor:
-    __slots__ = ("_data", "_value", "_trace", "_dtype", "requires_grad", "grad_fn", "_grad",
+    __slots__ = ("_data", "_value", "_trace", "_dtype", "_requires_grad", "grad_fn", "_grad",
                  "_version", "_base", "_accum", "__weakref__")
     # numpy defers to the Tensor's reflected operators (as for torch): np.float64(2) * t is a
     # Tensor with t's history, not a numpy array that silently drops it
@@ -44,7 +44,7 @@ class Tensor:
     def _new(cls, data, value, trace, dtype, requires_grad):
         t = object.__new__(cls)
         t._data, t._value, t._trace, t._dtype = data, value, trace, dtype
-        t.requires_grad = requires_grad
+        t.requires_grad = requires_grad       # checked: only floating tensors may require grad
         t.grad_fn = t._grad = t._base = t._accum = None
         t._version = [0]
         return t
@@ -64,7 +64,7 @@ class Tensor:
         """Same storage and version counter as t, a different autograd identity."""
         a = object.__new__(Tensor)
         a._data, a._value, a._trace, a._dtype = t._data, t._value, t._trace, t._dtype
-        a.requires_grad = grad_fn is not None
+        a._requires_grad = grad_fn is not None
         a.grad_fn = grad_fn
         a._grad = None
         a._version = t._version
@@ -270,7 +270,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True):
         if requires_grad and not self._dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError(_NOT_FLOAT_GRAD)
         if not self.is_leaf:
             if requires_grad:       # a non-leaf already requires grad: a no-op, as in torch
                 return self
@@ -461,8 +461,25 @@ def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
     if (prim.vjp is not None and out_type.dtype.is_floating_point and _ag.is_grad_enabled()
             and any(t.requires_grad for t in inputs)):
         out.grad_fn = _ag.BackwardNode(prim, inputs, out, attrs, in_types)
-        out.requires_grad = True
+        out._requires_grad = True            # floating (checked above)
     return out
+
+
+# ---- requires_grad ---------------------------------------------------------------------------------
+_NOT_FLOAT_GRAD = "only Tensors of floating point dtype can require gradients"
+_REQUIRES_GRAD = Tensor.__dict__["_requires_grad"]     # the slot; read through it at C speed
+
+
+def _set_requires_grad(t, value):
+    """`t.requires_grad = value`: checked as requires_grad_ and the constructors check it (torch
+    raises for an integer or bool tensor however the flag is set)."""
+    if value and not t._dtype.is_floating_point:
+        raise RuntimeError(_NOT_FLOAT_GRAD)
+    _REQUIRES_GRAD.__set__(t, bool(value))
+
+
+Tensor.requires_grad = property(_REQUIRES_GRAD.__get__, _set_requires_grad,
+                                doc="does autograd record operations on this tensor")
 
 
 # ---- devices ---------------------------------------------------------------------------------------

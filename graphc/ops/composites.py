@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 from .. import dtypes as _dt
-from ..tensor import Tensor
+from ..tensor import Tensor, _dim
 from . import functional as F
 
 
 def relu(x):
-    return F.where(F.gt(x, 0), x, F.zeros_like(x))
+    # x <= 0 rather than x > 0 picks the zeros, so NaN (false in every comparison) passes through
+    # as torch's relu(nan) = nan, with torch's gradient there (1: torch masks where out <= 0)
+    return F.where(F.le(x, 0), F.zeros_like(x), x)
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -38,22 +40,26 @@ def softplus(x, beta=1.0, threshold=20.0):
     return F.where(F.gt(bx, threshold), x, F.log1p(F.exp(F.minimum(bx, threshold))) / beta)
 
 
-def _row_max(x, dim):
-    # the max only keeps exp() in range; it cancels in the result, so it carries no gradient
-    return F.amax(x, dim, keepdim=True).detach()
+def _shifted(x, dim):
+    """x minus its max over dim. The max only keeps exp() in range; it cancels in the result, so
+    it carries no gradient. Over a size-0 dim there is no max (amax raises, as in torch), and
+    nothing to shift: the result is empty, as torch's, and so is its gradient."""
+    if x.ndim and x.shape[_dim(dim, x.ndim)] == 0:
+        return x
+    return x - F.amax(x, dim, keepdim=True).detach()
 
 
 def softmax(x, dim=-1, dtype=None):
     if dtype is not None:
         x = F.cast(x, dtype)
-    e = F.exp(x - _row_max(x, dim))
+    e = F.exp(_shifted(x, dim))
     return e / F.sum(e, dim, keepdim=True)
 
 
 def log_softmax(x, dim=-1, dtype=None):
     if dtype is not None:
         x = F.cast(x, dtype)
-    shifted = x - _row_max(x, dim)
+    shifted = _shifted(x, dim)
     return shifted - F.log(F.sum(F.exp(shifted), dim, keepdim=True))
 
 

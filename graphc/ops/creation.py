@@ -123,13 +123,13 @@ class Generator:
 
     def __init__(self, device="cpu"):
         self._seed = int(np.random.SeedSequence().entropy % (2 ** 62))
-        self.state = Tensor._wrap(np.array([self._seed, 0], dtype=np.int64))
+        self.state = Tensor._wrap(np.array([_state_word(self._seed), 0], dtype=np.int64))
         _tracing.KNOWN_NAMES[id(self.state)] = "rng"
 
     def manual_seed(self, seed: int):
         self._seed = int(seed)
         with _no_grad():
-            self.state._data[...] = (self._seed, 0)
+            self.state._data[...] = (_state_word(self._seed), 0)
         self.state._version[0] += 1
         return self
 
@@ -170,6 +170,17 @@ class Generator:
         seed, offset = (int(v) for v in self.state._data)
         self.state._data[1] += 1
         return np.random.default_rng([seed & (2 ** 63 - 1), offset & (2 ** 63 - 1)])
+
+
+def _state_word(seed: int) -> int:
+    """The state's first word for a seed: splitmix64's state one step on (seed + golden gamma,
+    as an int64), so `uniform`'s key mix64(word) is splitmix64's first output for the seed.
+    The seed itself would make seed 0 degenerate: mix64(0) = 0, so the key was 0 and the first
+    draw after manual_seed(0) hashed 0 to exactly 0.0. A bijection, so distinct seeds (mod 2**64)
+    keep distinct streams; the backends need no change (they read the state as before)."""
+    from .random import GOLDEN
+    w = (int(seed) + int(GOLDEN)) & (2 ** 64 - 1)
+    return w - 2 ** 64 if w >= 2 ** 63 else w
 
 
 def _no_grad():

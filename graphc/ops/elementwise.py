@@ -135,12 +135,15 @@ def _pow_impl(a, b):
     return np.power(a, b)
 
 
-def _minmax_vjp(pick):
+def _minmax_vjp(lose):
     def vjp(c, g):
         a, b = c.inputs
-        # ties share the gradient equally, as in torch
-        ga = F.where(F.eq(a, b), g * 0.5, F.where(pick(a, b), g, F.zeros_like(g)))
-        gb = g - ga
+        # torch's rule: ties share the gradient equally, the losing side gets 0, and otherwise
+        # (a NaN on either side, which is the result) each side gets all of it
+        half, zero = g * 0.5, F.zeros_like(g)
+        tie = F.eq(a, b)
+        ga = F.where(tie, half, F.where(lose(a, b), zero, g)) if c.needs[0] else None
+        gb = F.where(tie, half, F.where(lose(b, a), zero, g)) if c.needs[1] else None
         return ga, gb
     return vjp
 
@@ -174,8 +177,8 @@ _binary("floor_divide", _floor_divide_impl, lambda c, g: (F.zeros_like(g), F.zer
         doc="floor(a / b), as Python's // (its gradient is zero almost everywhere)")
 _binary("remainder", _remainder_impl, _remainder_vjp,
         doc="a - b * floor(a / b), the sign of b, as Python's %")
-_binary("maximum", np.maximum, _minmax_vjp(F.gt))
-_binary("minimum", np.minimum, _minmax_vjp(F.lt))
+_binary("maximum", np.maximum, _minmax_vjp(F.lt))
+_binary("minimum", np.minimum, _minmax_vjp(F.gt))
 
 
 def _compare(name, impl):

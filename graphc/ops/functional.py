@@ -347,7 +347,17 @@ def clamp(x, min=None, max=None):
         out = where(lt(out, min), min, out)
     if max is not None:
         out = where(gt(out, max), max, out)
+    if out.dtype.is_floating_point and _grad_wanted(x, min, max):
+        # a NaN input passes through (no comparison holds), with torch's gradient there: 0 for x
+        # and for tensor bounds (torch: g * (min <= x <= max)), not the pass-through's g
+        out = where(ne(out, out), out.detach(), out)
     return out
+
+
+def _grad_wanted(*ts):
+    """Could a gradient flow from any of ts (eagerly or while tracing)?"""
+    from .. import autograd as _ag
+    return _ag.is_grad_enabled() and _py_any(isinstance(t, Tensor) and t.requires_grad for t in ts)
 
 
 clip = clamp

@@ -48,11 +48,12 @@ def _max_infer(x, *, axes, keepdim):
 def _max_vjp(c, g):
     x, out = c.inputs[0], c.out
     axes, keepdim = c.attrs["axes"], c.attrs["keepdim"]
-    # the gradient is shared equally between tied maxima (torch's amax rule)
-    mask = F.eq(x, _expand_back(out, x.shape, axes, keepdim))
-    count = F.sum(F.cast(mask, g.dtype), axes, keepdim=True)
+    # the gradient is shared equally between tied maxima (torch's amax rule, g / count * mask:
+    # where the max is NaN no element equals it, and 0 / 0 * 0 makes the row's gradient NaN, as torch's)
+    mask = F.cast(F.eq(x, _expand_back(out, x.shape, axes, keepdim)), g.dtype)
+    count = F.sum(mask, axes, keepdim=True)
     share = _expand_back(g, x.shape, axes, keepdim) / F.broadcast_to(count, x.shape)
-    return (F.where(mask, share, F.zeros_like(share)),)
+    return (share * mask,)
 
 
 register(Primitive("max", "reduction", _max_infer,
