@@ -202,14 +202,16 @@ def save(obj, f) -> None:
     To a path: the object is encoded first, then written to a temporary ".gc-XXXXXXXX.tmp" in
     the target's directory (16 characters, so a target name of any length the file system
     accepts works), fsynced, and renamed over the target; on any error the temporary is removed
-    and an existing target is untouched. Afterwards the directory is swept of temporaries that a
-    killed writer left behind (see _sweep_stale)."""
+    and an existing target is untouched. Before the temporary is created the directory is swept
+    of temporaries that a killed writer left behind (see _sweep_stale), so their space is free
+    for this one."""
     if not isinstance(f, (str, os.PathLike)):
         _write(obj, f)
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
     header, enc = _encode(obj)   # before the temporary exists: a bad object leaves nothing behind
+    _sweep_stale(directory, legacy_for=os.path.basename(path))
     fd, tmp = _create_temp(directory)
     try:
         _lock(fd)                # held until the rename: tells _sweep_stale this writer is alive
@@ -236,7 +238,6 @@ def save(obj, f) -> None:
             pass
         raise
     _fsync_dir(directory)
-    _sweep_stale(directory, legacy_for=os.path.basename(path))
 
 
 def _create_temp(directory):
@@ -456,6 +457,8 @@ class _Decoder:
         total = 0
         for (a0, a1, ai), (b0, b1, bi) in zip(spans, spans[1:]):
             if b0 < a1:
+                if bi < ai:
+                    (a0, a1, ai), (b0, b1, bi) = (b0, b1, bi), (a0, a1, ai)
                 self.fail(f"tensors {ai} and {bi} overlap in the data section (bytes [{a0}, {a1}) and "
                           f"[{b0}, {b1})); graphc.save never writes overlapping tensors")
         for a0, a1, _ in spans:
