@@ -70,7 +70,7 @@ def split_cheap(graph: Graph) -> Graph:
     pos = {id(n): i for i, n in enumerate(out)}
     extra_before = {}                    # id(user) -> copies to insert right before it
     for n in reversed(g.nodes):
-        us = users.get(n.out.name, [])
+        us = list({id(u): u for u in users.get(n.out.name, [])}.values())   # mul(x, x): one user
         if not _cheap(n) or len(us) + (n.out.name in keep) <= 1:
             continue
         share = [u for u in us if u.op == "matmul"]
@@ -286,8 +286,19 @@ def _absorb_copies(groups, group_of, users, dag):
     return keep
 
 
+def _written(grp, group_of, users, materialize):
+    """The group's outputs that something reads: another kernel, the caller or a state update.
+    A value fusion made an output that nothing outside reads any more is not written (it
+    would be a dead buffer, and one more output to plan memory for)."""
+    live = [o for o in grp.outputs if o.out.name in materialize
+            or any(group_of[u.out.name] is not grp for u in users.get(o.out.name, []))]
+    return live or grp.outputs[:1]
+
+
 def _build(g: Graph, groups, group_of) -> Graph:
     order = {n.out.name: i for i, n in enumerate(g.nodes)}
+    users = g.users()
+    materialize = {v.name for v in g.outputs} | {v.name for _, v in g.updates}
     dag = nx.DiGraph()
     for grp in groups:
         dag.add_node(grp.id)
@@ -318,9 +329,10 @@ def _build(g: Graph, groups, group_of) -> Graph:
                     ins.append(env[v.name])
             benv[m.out.name] = body.add_node(m.op, [benv[v.name] for v in m.inputs], m.attrs,
                                              m.out.type, name=m.out.name, loc=m.loc)
-        body.outputs = [benv[o.out.name] for o in grp.outputs]
-        outs = out.add_kernel(ins, {"kind": grp.kind}, [o.out.type for o in grp.outputs],
-                              [o.out.name for o in grp.outputs], body, loc=grp.root.loc)
+        written = _written(grp, group_of, users, materialize)
+        body.outputs = [benv[o.out.name] for o in written]
+        outs = out.add_kernel(ins, {"kind": grp.kind}, [o.out.type for o in written],
+                              [o.out.name for o in written], body, loc=grp.root.loc)
         for v in outs:
             env[v.name] = v
     out.outputs = [env[v.name] for v in g.outputs]

@@ -28,7 +28,9 @@ def _align(n: int) -> int:
 def elementwise_reader(kernel, input_index: int, out) -> bool:
     """Does the kernel read this input only element for element at the index where it writes
     `out` (so `out` may overwrite the input)? True for pointwise kernels, and matmul epilogues,
-    that use the input only in elementwise ops of out's shape."""
+    in which every value computed from the input -- not only its direct users: another output
+    may read a permutation of a value derived from it -- comes from elementwise ops of out's
+    shape. Then iteration i reads the input at i alone, before it stores anything at i."""
     from ..ops.registry import PRIMITIVES
     if kernel.attrs.get("kind") not in ("pointwise", "matmul"):
         return False
@@ -40,10 +42,12 @@ def elementwise_reader(kernel, input_index: int, out) -> bool:
     v = kernel.body.inputs[input_index]
     if v.type.shape != out.type.shape or v.type.dtype.itemsize != out.type.dtype.itemsize:
         return False
-    for n in kernel.body.nodes:
-        if any(i is v for i in n.inputs):
+    derived = {v.name}
+    for n in kernel.body.nodes:                 # body nodes are in order: one forward sweep
+        if any(i.name in derived for i in n.inputs):
             if PRIMITIVES[n.op].category != "elementwise" or n.out.type.shape != v.type.shape:
                 return False
+            derived.add(n.out.name)
     return True
 
 
@@ -85,6 +89,7 @@ def plan_memory(graph: Graph) -> Graph:
         if n.attrs.get("kind") == "view":
             where[n.out.name] = "view"
             continue
+        claimed = set()                         # input allocations an output of n overwrites
         for v in n.outs:
             s = target_of.get(v.name)
             if (s is not None and v.name not in returned and s.name not in taken
@@ -96,8 +101,9 @@ def plan_memory(graph: Graph) -> Graph:
             else:
                 where[v.name] = None            # arena: offset decided below
                 end = last.get(v.name, t)
-                reuse = _reusable_input(g, n, v, t, last, root, alloc_of, allocs)
+                reuse = _reusable_input(g, n, v, t, last, root, alloc_of, allocs, claimed)
                 if reuse is not None:
+                    claimed.add(reuse)
                     allocs[reuse][2] = max(allocs[reuse][2], end)
                     alloc_of[v.name] = reuse
                 else:
@@ -111,14 +117,15 @@ def plan_memory(graph: Graph) -> Graph:
     return g
 
 
-def _reusable_input(g, n, v, t, last, root, alloc_of, allocs):
-    """An arena allocation of an input of n that dies at n and that v may overwrite."""
+def _reusable_input(g, n, v, t, last, root, alloc_of, allocs, claimed):
+    """An arena allocation of an input of n that dies at n and that v may overwrite -- one
+    that no other output of n has claimed already (two outputs in one buffer would overlap)."""
     for k, x in enumerate(n.inputs):
         if x.name not in alloc_of or root.get(x.name, x.name) != x.name:
             continue
         a = alloc_of[x.name]
-        if (last.get(x.name) == t and allocs[a][2] == t and allocs[a][0] == v.type.nbytes
-                and elementwise_reader(n, k, v)):
+        if (a not in claimed and last.get(x.name) == t and allocs[a][2] == t
+                and allocs[a][0] == v.type.nbytes and elementwise_reader(n, k, v)):
             return a
     return None
 

@@ -132,8 +132,9 @@ def _binary(b, op, dt, x, y):
     if op == "logical_or":
         return b.or_(x, y)
     if op in ("add", "sub", "mul", "div"):
-        if fl:       # contract: LLVM may fuse a multiply and the add that uses it into one FMA
-            return {"add": b.fadd, "sub": b.fsub, "mul": b.fmul, "div": b.fdiv}[op](x, y, flags=("contract",))
+        if fl:       # no fast-math flags (no `contract`): each op rounds as numpy's does, so a value
+            # recomputed in two loops (amax(t) and eq(t, amax(t))) is bit-identical (docs/numerics.md)
+            return {"add": b.fadd, "sub": b.fsub, "mul": b.fmul, "div": b.fdiv}[op](x, y)
         if op == "div":
             raise NotImplementedError("div on integers")
         return {"add": b.add, "sub": b.sub, "mul": b.mul}[op](x, y)

@@ -3,7 +3,7 @@
 LLVM cannot vectorise a call to libm (`tanhf`, `erff`) nor the `llvm.exp` / `llvm.log`
 intrinsics without a vector math library, so a loop with one of them stays scalar. Here every
 function is straight-line IR -- arithmetic, compares, selects, integer bit operations and the
-`llvm.fmuladd` / `llvm.fabs` / `llvm.copysign` intrinsics, all of which LLVM
+`llvm.fma` (where the host has FMA) / `llvm.fabs` / `llvm.copysign` intrinsics, all of which LLVM
 vectorises -- in an internal `alwaysinline` function per (function, type) in the module
 (`graphc.vm.exp.f32`, ...), inlined before the loop vectoriser runs.
 
@@ -64,6 +64,11 @@ def _function(module, name, t):
     return fn
 
 
+def _host_has_fma() -> bool:
+    from .runtime import init
+    return "+fma" in init()["features"].split(",")
+
+
 class _Ops:
     """Small helpers over a builder for one float type."""
 
@@ -90,8 +95,12 @@ class _Ops:
         return self.b.call(fn, list(args))
 
     def fma(self, a, x, y):
-        """a * x + y, fused where the target has FMA (llvm.fmuladd)."""
-        return self.intrinsic("fmuladd", a, x, y)
+        """a * x + y: one rounding (llvm.fma) where the host has FMA, else a rounded multiply
+        then an add -- decided here, never left to LLVM (llvm.fmuladd may fuse in one loop and
+        not in another, and a value computed twice must be bit-identical: docs/numerics.md)."""
+        if _host_has_fma():
+            return self.intrinsic("fma", a, x, y)
+        return self.b.fadd(self.b.fmul(a, x), y)
 
     def poly(self, x, coeffs):
         """Horner: coeffs[0] * x^n + ... + coeffs[n]."""
