@@ -128,7 +128,10 @@ def _class_last(x):
     """[N, C, d1, ...] -> [N*d1*..., C] (the class dim last, everything else flattened)."""
     if x.ndim > 2:
         x = F.permute(x, (0,) + tuple(range(2, x.ndim)) + (1,))
-    return F.reshape(x, (-1, x.shape[-1]))
+    rows = 1
+    for s in x.shape[:-1]:
+        rows *= s
+    return F.reshape(x, (rows, x.shape[-1]))     # not -1: that is ambiguous when C == 0
 
 
 def nll_loss(logp, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -155,7 +158,7 @@ def nll_loss(logp, target, weight=None, ignore_index=-100, reduction="mean", lab
     if label_smoothing:
         row = lp if weight is None else lp * weight
         smooth = -F.sum(row, 1) * F.cast(valid, logp.dtype)
-        loss = loss * (1 - label_smoothing) + smooth * (label_smoothing / c)
+        loss = loss * (1 - label_smoothing) + smooth * (label_smoothing / c if c else 0.0)
     if reduction == "none":
         return F.reshape(loss, out_shape)
     return _reduce(loss, reduction, denom=F.sum(w))
@@ -170,10 +173,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if tuple(target.shape) != tuple(input.shape):
             raise RuntimeError("cross_entropy: probability targets must have the input's shape")
         c = input.shape[class_dim]
-        if label_smoothing:
+        if label_smoothing and c:
             target = target * (1 - label_smoothing) + label_smoothing / c
         w = 1 if weight is None else F.reshape(weight, (c,) + (1,) * (input.ndim - class_dim - 1))
         loss = -F.sum(logp * target * w, class_dim)
+        if reduction == "mean" and c == 0:
+            # torch divides the sum by numel / C, 0 / 0 with no classes: nan, not the mean of zeros
+            return F.sum(loss) * float("nan")
         return _reduce(loss, reduction)
     return nll_loss(logp, target, weight, ignore_index, reduction, label_smoothing)
 

@@ -347,10 +347,21 @@ def clamp(x, min=None, max=None):
         out = where(lt(out, min), min, out)
     if max is not None:
         out = where(gt(out, max), max, out)
-    if out.dtype.is_floating_point and _grad_wanted(x, min, max):
-        # a NaN input passes through (no comparison holds), with torch's gradient there: 0 for x
-        # and for tensor bounds (torch: g * (min <= x <= max)), not the pass-through's g
-        out = where(ne(out, out), out.detach(), out)
+    if out.dtype.is_floating_point:
+        # NaN, as torch, where x or a bound is NaN (no comparison holds there, so the wheres above
+        # pass x through), with torch's gradient there: 0 for x and for tensor bounds (torch:
+        # g * (min <= x <= max)), not the pass-through's g. Masked only where it can matter.
+        bad = ne(out, out) if x.dtype.is_floating_point and _grad_wanted(x, min, max) else None
+        for bound in (min, max):
+            if isinstance(bound, Tensor) and bound.dtype.is_floating_point:
+                isnan_b = ne(bound, bound)
+            elif isinstance(bound, float) and bound != bound:
+                isnan_b = full_like(out, True, dtype=_dt.bool_)
+            else:
+                continue
+            bad = isnan_b if bad is None else logical_or(bad, isnan_b)
+        if bad is not None:
+            out = where(bad, full_like(out, float("nan")), out)
     return out
 
 
