@@ -4,12 +4,28 @@ Every other backend is tested against this one.
 """
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 
 import numpy as np
 
 from ..ops.registry import PRIMITIVES
 from . import register
+
+
+_INSTANCES = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    """A lock held by another thread at fork() stays held in the child, where that thread does
+    not exist: re-create every interpreter's call lock (the child has one thread)."""
+    for it in list(_INSTANCES):
+        it._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Interpreter:
@@ -20,6 +36,7 @@ class Interpreter:
         self.plan = [(_impl(n), n, [i.name for i in n.inputs]) for n in graph.nodes]
         self._last_use = self._last_uses()
         self._lock = threading.Lock()     # one call at a time: a planned arena and _inputs are per instance
+        _INSTANCES.add(self)              # its lock is reset in a forked child
 
     def _last_uses(self):
         keep = {v.name for v in self.graph.outputs} | {v.name for _, v in self.graph.updates}

@@ -23,8 +23,10 @@ one driver call per launch (numba's ordinary dispatch in the simulator).
 from __future__ import annotations
 
 import linecache
+import os
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -45,6 +47,20 @@ def _module(source, name):
         exec(compile(source, fname, "exec"), ns)
         _MODULES[source] = ns
     return ns
+
+
+_EXECUTABLES = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    """A call lock held by another thread at fork() stays held in the child, where that thread
+    does not exist: re-create them all (the child has one thread)."""
+    for exe in list(_EXECUTABLES):
+        exe._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _align(n):
@@ -81,6 +97,7 @@ class CudaExecutable:
         self.nbytes = max(off, ALIGN)
         self.arena = cuda.device_array(self.nbytes, dtype=np.uint8)
         self._lock = threading.RLock()      # see __call__
+        _EXECUTABLES.add(self)              # its lock is reset in a forked child
         self._in_views = [self._view(o, v.type) for o, v in zip(self._in_off, graph.inputs)]
         # launches, bound once; each operand also as ("in", i) or a fixed view, for resident calls
         self.launches = []

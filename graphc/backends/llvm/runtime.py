@@ -11,6 +11,14 @@ Compilation: the module is optimised (O3 pipeline), lowered to an object file wi
 target machine (tm.emit_object) and the object is loaded into an MCJIT engine
 (add_object_file). The object is cached on disk under a key hashing everything that decides
 the code (see `cache_key`), so a second process only loads it.
+
+The cache holds machine code that the process jumps into, so nothing is loaded unchecked:
+every file starts with a header line holding the sha256 of (key, file kind, contents) and the
+length, verified before the bytes reach MCJIT (a truncated, empty or corrupted entry is deleted
+and recompiled, with a CacheWarning); and a cache directory that is not owned by this user
+(or root) or that group/others can write is not used at all (see `_usable_dir`), as ssh
+refuses such key files. The digest is not a signature: it catches corruption, and the
+ownership/mode checks keep other users' files out.
 """
 from __future__ import annotations
 
@@ -19,9 +27,12 @@ import ctypes.util
 import glob
 import hashlib
 import os
+import stat
 import tempfile
 import threading
 import time
+import warnings
+import weakref
 
 import numpy as np
 
@@ -45,6 +56,11 @@ class _Log:
 
 
 _log = _Log()
+
+
+class CacheWarning(RuntimeWarning):
+    """The native-code disk cache was not used as asked: an entry failed verification (deleted
+    and recompiled), or the cache directory is not safe to load code from (caching off)."""
 
 
 class LLVMRuntimeError(RuntimeError):
@@ -95,7 +111,8 @@ def parallel_epilogues() -> bool:
 
 
 def cache_dir():
-    """GRAPHC_CACHE_DIR (empty or "off": no disk cache), default ~/.cache/graphc/llvm."""
+    """GRAPHC_CACHE_DIR (empty or "off": no disk cache), default ~/.cache/graphc/llvm. The path
+    as configured; whether it is safe to use is decided at each read and write (_usable_dir)."""
     v = os.environ.get("GRAPHC_CACHE_DIR")
     if v is not None and v.strip().lower() in ("", "0", "off", "none"):
         return None
@@ -324,27 +341,149 @@ def emit_assembly(ir_text):
     return target_machine().emit_assembly(mod)
 
 
-def _cache_read(d, key):
+# ---- the disk cache: verified entries in a private directory ---------------------------------------------
+# An entry is two files, <key>.ll (the optimised IR, for .llvm_ir) and <key>.o (object code, written
+# last: it completes the entry). Each is one header line and the contents:
+#     b"graphc-cache 1 sha256=<hex> len=<bytes>\n" + contents
+# with the digest over (key, extension, contents): a file copied under another key does not verify.
+_MAGIC = b"graphc-cache 1"
+_WARNED = set()          # (directory, problem): an unusable directory is reported once per process
+
+
+def _digest(key, ext, data):
+    h = hashlib.sha256()
+    for part in (_MAGIC, key.encode(), ext.encode()):
+        h.update(part)
+        h.update(b"\0")
+    h.update(data)
+    return h.hexdigest()
+
+
+def _pack(key, ext, data):
+    return b"%s sha256=%s len=%d\n" % (_MAGIC, _digest(key, ext, data).encode(), len(data)) + data
+
+
+def _unpack(blob, key, ext):
+    """(contents, None) when blob is a complete, intact entry for (key, ext), else (None, why)."""
+    head, nl, data = blob.partition(b"\n")
+    parts = head.split(b" ")
+    if not nl or len(parts) != 4 or b" ".join(parts[:2]) != _MAGIC or not parts[2].startswith(b"sha256=") \
+            or not parts[3].startswith(b"len="):
+        return None, "empty file" if not blob else "no valid header (garbage, or written by another graphc)"
+    try:
+        n = int(parts[3][4:])
+    except ValueError:
+        return None, "no valid header"
+    if len(data) != n:
+        return None, f"truncated or extended ({len(data)} bytes, the header says {n})"
+    if parts[2][7:].decode("ascii", "replace") != _digest(key, ext, data):
+        return None, "sha256 mismatch (corrupted, or an entry of another key)"
+    return data, None
+
+
+def _unsafe(st, kind):
+    """Why a cache directory or file with this stat result must not be trusted, or None.
+    Like ssh with its keys: owned by this user (or root), not writable by group or others."""
+    if kind == "directory" and not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if kind == "file" and not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if not hasattr(os, "geteuid"):      # no POSIX owners and modes (Windows)
+        return None
+    uid = os.geteuid()
+    if st.st_uid not in (uid, 0):
+        return f"owned by uid {st.st_uid}, not by this user (uid {uid})"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):#o})"
+    return None
+
+
+def _usable_dir(d, create=False):
+    """d if the disk cache may read (and, create=True, write) there, else None. A directory that
+    someone else owns or can write is refused with a CacheWarning, once per process: whoever can
+    write there could place any object under a key, and graphc would run it. A missing one is
+    created 0700 when writing."""
     if d is None:
         return None
     try:
-        with open(os.path.join(d, key + ".o"), "rb") as f:
-            return f.read()
-    except OSError:
+        st = os.stat(d)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            st = os.stat(d)
+        except OSError as e:     # a read-only home must not break compilation
+            _log.info("llvm backend: could not create the object cache %s: %s", d, e)
+            return None
+    except OSError as e:
+        _log.info("llvm backend: object cache %s: %s", d, e)
         return None
+    problem = _unsafe(st, "directory")
+    if problem is None:
+        return d
+    if (d, problem) not in _WARNED:
+        _WARNED.add((d, problem))
+        msg = (f"graphc: not using the native-code cache {d}: {problem}; anyone who can write "
+               f"there could make graphc run their code. Compiling without a disk cache; use a "
+               f"private directory (chmod 700, owned by you) or GRAPHC_CACHE_DIR=off")
+        _log.info("llvm backend: %s", msg)
+        warnings.warn(msg, CacheWarning, stacklevel=2)
+    return None
+
+
+def _reject(path, why):
+    """A cache file that failed verification: say so, delete it (it is recompiled and rewritten)."""
+    msg = f"graphc: native-code cache entry {path} rejected: {why}; deleted, recompiling"
+    _log.info("llvm backend: %s", msg)
+    warnings.warn(msg, CacheWarning, stacklevel=3)
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _cache_read(d, key, ext=".o"):
+    """The verified contents of a cache file (bytes), or None: no cache, no entry, or an entry
+    that failed its checks (then deleted, with a CacheWarning). Nothing unverified reaches MCJIT."""
+    d = _usable_dir(d)
+    if d is None:
+        return None
+    path = os.path.join(d, key + ext)
+    try:     # O_NOFOLLOW: a symlink planted as an entry is not followed
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        _reject(path, f"cannot be opened ({e.strerror})")
+        return None
+    with os.fdopen(fd, "rb") as f:
+        problem = _unsafe(os.fstat(f.fileno()), "file")     # of the file opened, not of a path
+        blob = f.read() if problem is None else b""
+    data, why = _unpack(blob, key, ext) if problem is None else (None, problem)
+    if why is not None:
+        _reject(path, why)
+    return data
 
 
 def _cache_write(d, key, obj, ir_text):
+    d = _usable_dir(d, create=True)
     if d is None:
         return
     try:
-        os.makedirs(d, exist_ok=True)
         for ext, data in ((".ll", ir_text.encode()), (".o", obj)):     # .o last: it marks the entry complete
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, os.path.join(d, key + ext))
-    except OSError as e:     # a read-only home must not break compilation
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")           # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(_pack(key, ext, data))
+                os.replace(tmp, os.path.join(d, key + ext))
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+    except OSError as e:     # a full disk must not break compilation
         _log.info("llvm backend: could not write the object cache in %s: %s", d, e)
 
 
@@ -364,6 +503,21 @@ def _cycle_hz(cycles, _cache={}):
 # ---- the executable -------------------------------------------------------------------------------------
 _ENTRY_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _c_char, _addressof = ctypes.c_char, ctypes.addressof
+_EXECUTABLES = weakref.WeakSet()      # live executables, whose call locks a forked child re-creates
+
+
+def _after_fork_in_child():
+    """fork() copies a lock held by another thread as held, and that thread does not exist in the
+    child: its next call of the same executable (or first init) would wait forever. The child
+    has one thread, so every lock starts free. (The thread pool restarts itself: pool.py.)"""
+    global _LOCK
+    _LOCK = threading.Lock()
+    for exe in list(_EXECUTABLES):
+        exe._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class LLVMExecutable:
@@ -425,6 +579,7 @@ class LLVMExecutable:
         self._slots_addr = ctypes.addressof(self._slots)
         self._last_in = [None] * (1 + self._n_in)     # input array objects whose pointers the slots hold
         self._lock = threading.Lock()                   # see __call__
+        _EXECUTABLES.add(self)                          # its lock is reset in a forked child
         results = list(graph.outputs) + [v for _, v in graph.updates]
         self._results = [self._resolver(builder, v) for v in results]
         # which results are arrays made for this call alone (an output slot seen first, or an arena copy)
@@ -444,11 +599,8 @@ class LLVMExecutable:
     def llvm_ir(self):
         """The optimised module as LLVM IR text."""
         if self._ir_text is None:
-            try:
-                with open(os.path.join(self.cache_dir, self.cache_key + ".ll")) as f:
-                    self._ir_text = f.read()
-            except (OSError, TypeError):
-                self._ir_text = optimise_and_emit(self._builder.build())[1]
+            text = _cache_read(self.cache_dir, self.cache_key, ".ll")
+            self._ir_text = text.decode() if text is not None else optimise_and_emit(self._builder.build())[1]
         return self._ir_text
 
     @property
