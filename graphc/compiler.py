@@ -7,12 +7,14 @@ import functools
 import inspect
 import os
 import sys
+import threading
 import traceback
 
 import numpy as np
 
 from . import autograd as _ag
 from . import backends as _backends
+from . import dtypes as _dtypes
 from .logs import compiled as _log_compiled, one_shot as _log_one_shot, recompile as _log_recompile
 from . import pytree
 from . import tracing as _tr
@@ -22,7 +24,79 @@ from .passes import manager as _pass_manager
 from .tensor import Tensor
 
 
+# ---- threads and fork -----------------------------------------------------------------------------
+# The trace being recorded is process-wide (tracing.active()), so one thread traces at a time:
+# _TRACE_LOCK is held while a compiled function is traced and compiled, and a thread that finds
+# no entry for its signature takes it, looks again (another thread may have traced that very
+# signature meanwhile: it then uses that entry) and only then traces. _TRACER names the thread
+# tracing now: a compiled function called from inside a trace is inlined only on that thread;
+# another thread waits for the trace instead of recording its calls into it.
+_TRACE_LOCK = threading.RLock()
+_TRACER = [None]                     # threading.get_ident() of the thread tracing now, or None
+_ENTRIES_LOCK = threading.Lock()     # reordering / extending an entry list (never held while tracing)
+
+
+class _Tracing:
+    """Hold the process-wide trace lock and mark this thread as the one tracing."""
+
+    def __enter__(self):
+        self.lock = _TRACE_LOCK
+        self.lock.acquire()
+        self.prev = _TRACER[0]
+        _TRACER[0] = threading.get_ident()
+
+    def __exit__(self, *exc):
+        _TRACER[0] = self.prev
+        self.lock.release()
+        return False
+
+
+def _inline_here():
+    """Is a trace being recorded by this thread (a compiled call inside it is inlined)?"""
+    owner = _TRACER[0]
+    return _tr.active() is not None and (owner is None or owner == threading.get_ident())
+
+
+def _after_fork_in_child():
+    """fork() copies a lock held by another thread as held, and that thread does not exist in
+    the child: the child's first trace would wait forever. The child has one thread, so the
+    locks start free; a trace that another thread was recording is abandoned."""
+    global _TRACE_LOCK, _ENTRIES_LOCK
+    _TRACE_LOCK, _ENTRIES_LOCK = threading.RLock(), threading.Lock()
+    if _TRACER[0] is not None and _TRACER[0] != threading.get_ident():
+        _TRACER[0] = None
+        _tr._current[0] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 # ---- signatures ----------------------------------------------------------------------------------
+def _arrays_as_tensors(leaves, name, fn, args, kwargs):
+    """numpy arrays among the argument leaves as tensors (no copy), so that they are graph
+    inputs like tensors: shape and dtype in the signature, values read at every call. Left as
+    they were, an array would be captured into the trace as a constant (keyed by id): mutate it
+    and the next call would still compute with the old values. Sharing memory, an in-place
+    update by the compiled function lands in the caller's array (as with torch.from_numpy).
+    Inside the function the argument is a graphc tensor."""
+    out = None
+    for i, x in enumerate(leaves):
+        if isinstance(x, np.ndarray):
+            out = out or list(leaves)
+            a = np.asarray(x)               # a subclass (memmap, matrix) as a plain array view
+            try:
+                dt = _dtypes.from_numpy(a.dtype)
+            except TypeError:
+                labels = _arg_labels(fn, args, kwargs, None)
+                lbl = labels[i] if i < len(labels) else f"arg{i}"
+                raise TypeError(f"{name}: argument '{lbl}' is a numpy array of dtype {a.dtype}, which graphc "
+                                "does not support (float32, float64, int64, bool); convert it first, "
+                                "e.g. arr.astype(np.float32)") from None
+            out[i] = Tensor._wrap(a, dtype=dt)
+    return leaves if out is None else out
+
+
 def _leaf_spec(x):
     if isinstance(x, Tensor):
         if x._value is not None:
@@ -374,7 +448,10 @@ class GraphFunction:
         key = (tuple(outs), tuple(diff_inputs))
         got = self._backward.get(key)
         if got is None:
-            got = self._backward[key] = self._build_backward(outs, diff_inputs)
+            with _Tracing():       # it is traced: one thread at a time, and once per key
+                got = self._backward.get(key)
+                if got is None:
+                    got = self._backward[key] = self._build_backward(outs, diff_inputs)
         return got
 
     def _build_backward(self, outs, diff_inputs):
@@ -747,7 +824,7 @@ class CompiledFunction:
 
     # ---- calling -----------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if _tr.active() is not None:       # called from inside another trace: inline it
+        if _inline_here():                 # called from inside another trace: inline it
             return self.fn(*args, **kwargs)
         leaves, entry = self._entry(args, kwargs)
         return entry.run(leaves)
@@ -768,24 +845,40 @@ class CompiledFunction:
 
     def _slow_entry(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
+        leaves = _arrays_as_tensors(leaves, self.name, self.fn, args, kwargs)
         key = (pytree.treedef_key(treedef), tuple(_leaf_spec(x) for x in leaves), _ag.is_grad_enabled())
+        entry, reason = self._lookup(key, leaves)
+        if entry is None:
+            # one trace per signature: threads that miss together trace one at a time, and each
+            # looks again once it holds the lock (see _TRACE_LOCK)
+            with _Tracing():
+                entry, reason = self._lookup(key, leaves)
+                if entry is None:
+                    if reason is None:
+                        reason = self._why_new_key(key, args, kwargs)
+                    entry = self._trace(args, kwargs, leaves, key, reason)
+                    with _ENTRIES_LOCK:
+                        self._cache.setdefault(key, []).insert(0, entry)
+                    self._last_key = key
+        return leaves, entry, key
+
+    def _lookup(self, key, leaves):
+        """(the cached entry for key whose guards hold, None), or (None, why none holds: the
+        first failed guard, None when nothing is cached for key)."""
         entries = self._cache.get(key)
         reason = None
-        if entries:
-            for k, e in enumerate(entries):
-                failed = e.failed_guard(leaves)
-                if failed is None:
-                    if k:                       # most recently used first
-                        entries.insert(0, entries.pop(k))
-                    return leaves, e, key
-                if reason is None:
-                    reason = f"guard failed: {failed}"
-        else:
-            reason = self._why_new_key(key, args, kwargs)
-        entry = self._trace(args, kwargs, leaves, key, reason)
-        self._cache.setdefault(key, []).insert(0, entry)
-        self._last_key = key
-        return leaves, entry, key
+        for e in list(entries or ()):      # a copy: another thread may reorder the list
+            failed = e.failed_guard(leaves)
+            if failed is None:
+                if entries[0] is not e:     # most recently used first
+                    with _ENTRIES_LOCK:
+                        if e in entries:
+                            entries.remove(e)
+                            entries.insert(0, e)
+                return e, None
+            if reason is None:
+                reason = f"guard failed: {failed}"
+        return None, reason
 
     def _why_new_key(self, key, args, kwargs):
         if self._last_key is None:
