@@ -1109,7 +1109,11 @@ def test_default_init_statistics_vs_torch():
             bound = np.abs(t).max()                # torch's sample gives the bound ...
             tol = 0.1 if t.size < 100 else 0.02
             assert np.abs(g).max() <= bound * (1 + tol) and np.abs(g).max() >= bound * (1 - tol), (name, pn)
-            assert abs(g.std() / t.std() - 1) < (0.25 if t.size < 100 else 0.06), (name, pn)
+            # the ratio of two sample stds of n uniforms has sd ~ sqrt(0.4 / n) (kurtosis 1.8):
+            # 5 of those where the fixed tolerance is tighter (a 200-element bias: 0.06 was 1.3 sd,
+            # failing for ~1 seed in 4 once manual_seed(0) stopped being the degenerate stream)
+            std_tol = max(0.25 if t.size < 100 else 0.06, 5 * math.sqrt(0.4 / t.size))
+            assert abs(g.std() / t.std() - 1) < std_tol, (name, pn)
             assert abs(g.mean()) < 6 * g.std() / math.sqrt(g.size)
     # exact bounds
     _uniform_ok(gl["Linear"].weight.detach().numpy(), 1 / math.sqrt(300))
