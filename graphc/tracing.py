@@ -10,11 +10,26 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+import threading
 
 from .ir.graph import Graph
 
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_current = [None]
+
+
+class _ActiveTrace(threading.local):
+    """The trace being recorded, per thread: while one thread runs a function body for a
+    trace, eager tensor ops in other threads (a data loader, another model) stay eager."""
+    trace = None
+
+    def __getitem__(self, i):
+        return self.trace
+
+    def __setitem__(self, i, value):
+        self.trace = value
+
+
+_current = _ActiveTrace()
 KNOWN_NAMES = {}   # id(tensor) -> label, for library-owned state such as the RNG
 
 
@@ -24,11 +39,11 @@ class TraceError(RuntimeError):
 
 def active():
     """The Trace being recorded, or None."""
-    return _current[0]
+    return _current.trace
 
 
 def is_tracing(tensors) -> bool:
-    return _current[0] is not None
+    return _current.trace is not None
 
 
 def user_frame():
@@ -62,7 +77,7 @@ def escaped(t, what: str):
 
 
 def data_dependent(t, what: str, hint: str | None = None):
-    if t._value is not None and _current[0] is not t._trace:
+    if t._value is not None and _current.trace is not t._trace:
         escaped(t, what)
     raise TraceError(
         f"{what} needs the value of a traced tensor, which is not known while tracing, at "
@@ -295,13 +310,13 @@ class tracing:
         self.trace = trace
 
     def __enter__(self):
-        if _current[0] is not None:
+        if _current.trace is not None:
             raise TraceError("nested tracing")
-        _current[0] = self.trace
+        _current.trace = self.trace
         return self.trace
 
     def __exit__(self, *exc):
-        _current[0] = None
+        _current.trace = None
         return False
 
 
@@ -309,29 +324,29 @@ class suspended:
     """Run eagerly inside a traced function (e.g. to create optimizer state once)."""
 
     def __enter__(self):
-        self.prev = _current[0]
+        self.prev = _current.trace
         if self.prev is not None:
             # the function creates eager state (an optimizer's buffers) while being traced: the
             # trace holds for this first call only, the next call retraces with the state present
             self.prev.created_state = True
-        _current[0] = None
+        _current.trace = None
 
     def __exit__(self, *exc):
-        _current[0] = self.prev
+        _current.trace = self.prev
         return False
 
 
 # ---- module-level entry points used by Tensor ----------------------------------------------------
 def read_grad(t):
-    return _current[0].read_grad(t)
+    return _current.trace.read_grad(t)
 
 
 def write_grad(t, value):
-    return _current[0].write_grad(t, value)
+    return _current.trace.write_grad(t, value)
 
 
 def inplace(t, fn, args):
-    return _current[0].inplace(t, fn, args)
+    return _current.trace.inplace(t, fn, args)
 
 
 def trace_backward(tensors, grad_tensors, create_graph):
@@ -340,7 +355,7 @@ def trace_backward(tensors, grad_tensors, create_graph):
     from .passes.autodiff import backprop
     from .ops import functional as F
     from . import autograd as ag
-    tr = _current[0]
+    tr = _current.trace
     for t in tensors:
         if not t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
@@ -369,7 +384,7 @@ def trace_grad(outputs, inputs, grad_outputs, allow_unused, create_graph=False):
     with grad mode on) only under create_graph=True, as eagerly."""
     from .passes.autodiff import backprop
     from . import autograd as ag
-    tr = _current[0]
+    tr = _current.trace
     for t in outputs:
         if not t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")

@@ -293,3 +293,32 @@ def test_numpy_array_of_unsupported_dtype_is_refused_naming_the_argument(dtype):
 
     with pytest.raises(TypeError, match=r"f: argument 'y' is a numpy array of dtype .*float32, float64, int64, bool"):
         f(gc.tensor(np.ones(3)), np.ones(3, dtype=dtype))
+
+
+def test_eager_ops_in_another_thread_stay_eager_while_one_thread_traces():
+    """The active trace is per thread: an eager op another thread runs while a function body is
+    being traced is computed now, not recorded into that trace."""
+    import threading
+    import numpy as np
+    import graphc as gc
+    inside, done = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        inside.wait(10)
+        a = gc.ones(3) * 2.0
+        seen["value"] = a.numpy().tolist()
+        done.set()
+
+    @gc.compile(backend="interp")
+    def f(x):
+        inside.set()
+        done.wait(10)
+        return x + 1.0
+
+    th = threading.Thread(target=other)
+    th.start()
+    out = f(gc.zeros(3))
+    th.join(10)
+    assert seen["value"] == [2.0, 2.0, 2.0]
+    np.testing.assert_array_equal(out.numpy(), np.ones(3, np.float32))
