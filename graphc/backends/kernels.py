@@ -31,6 +31,77 @@ def concat_pieces(node):
     return pieces
 
 
+def evaluate(expand, key, cache, v, idx):
+    """The value of body value `v` at index `idx`, computed with an explicit stack.
+
+    Both code generators compute a kernel body's value at an index by walking the body graph
+    from an output back to its inputs. Done by recursion, that walk is as deep as the longest
+    chain of fused ops (a few hundred ops exhaust Python's stack: `x = x * 1.0001 + 0.001`
+    3000 times), so it runs here as a loop over suspended generators instead:
+
+      expand(v, idx)  a generator that yields (operand value, index) for each operand it needs,
+                      is sent that operand's value, and returns v's value at idx; it emits the
+                      same code, in the same order, as the recursive version would
+      key(v, idx)     the memo key of a (value, index) pair
+      cache           key -> (value's result, idx): a point's values are computed once; idx is
+                      kept so that keys built from ids stay unique while the cache lives
+
+    Every result is cached, leaves too, as the recursive memoised walk did."""
+    k = key(v, idx)
+    hit = cache.get(k)
+    if hit is not None:
+        return hit[0]
+    stack = [(k, idx, expand(v, idx))]
+    sent = None
+    while True:
+        k, i, gen = stack[-1]
+        try:
+            x, j = gen.send(sent)
+        except StopIteration as done:
+            stack.pop()
+            cache[k] = (done.value, i)
+            if not stack:
+                return done.value
+            sent = done.value
+            continue
+        kj = key(x, j)
+        hit = cache.get(kj)
+        if hit is not None:
+            sent = hit[0]
+        else:
+            stack.append((kj, j, expand(x, j)))
+            sent = None
+
+
+def matmul_node(k):
+    """The one matmul node of a matmul kernel."""
+    return next(n for n in k.body.nodes if n.op == "matmul")
+
+
+def epilogue_reads_product_pointwise(k, elementwise):
+    """Does matmul kernel k's epilogue read the product only at the index it writes?
+
+    True when every body value computed from the product reaches the outputs through
+    elementwise ops alone (`elementwise`: the backend's elementwise ops) and every output has
+    the product's shape: the epilogue's value at output index p then needs the product at p
+    and nowhere else, so it can run where the product element is computed (cuda: in the GEMM's
+    store, from the accumulator register; llvm: block by block after each thread's GEMM rows).
+    A movement op anywhere downstream of the product (permute / transpose, broadcast, reshape,
+    slice, pad, ...) maps the output index to another index of the product -- for
+    (x - x @ y).t() the output at [i, j] needs the product at [j, i] -- and then the product has
+    to be materialised first and read through the index maps (cuda: scratch and a second,
+    pointwise launch; llvm: its epilogue loop always reads the product from memory)."""
+    mm = matmul_node(k)
+    downstream = {mm.out.name}
+    for n in k.body.nodes:              # topological order
+        if n is not mm and any(x.name in downstream for x in n.inputs):
+            if n.op not in elementwise:
+                return False
+            downstream.add(n.out.name)
+    shape = tuple(mm.out.type.shape)
+    return all(tuple(o.type.shape) == shape for o in k.body.outputs)
+
+
 def unsupported(backend, kernel, op, why=""):
     return NotImplementedError(f"{backend} backend: kernel %{kernel.out.name} ({kernel.attrs.get('kind')}): "
                                f"op {op!r} is not supported" + (f": {why}" if why else ""))

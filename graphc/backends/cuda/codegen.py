@@ -153,12 +153,14 @@ class Evaluator:
         self.cache = {}
 
     def at(self, v, idx):
-        key = (v.name, tuple(idx))
-        if key not in self.cache:
-            self.cache[key] = self._at(v, idx)
-        return self.cache[key]
+        """Source of v's value at idx (index expressions), memoised per (value, index) in this
+        block. Iterative (kernels.evaluate): _at is a generator that yields each operand it
+        needs, so a chain of 10,000 fused ops does not recurse 10,000 deep."""
+        return _K.evaluate(self._at, _key, self.cache, v, idx)
 
     def _at(self, v, idx):
+        """A generator (see at): yields (operand, index) for every operand value it reads, in
+        the order the lines that use them are emitted; returns v's value at idx."""
         blk, gen = self.blk, self.gen
         if v.name in self.fixed:
             return self.fixed[v.name]
@@ -170,7 +172,9 @@ class Evaluator:
         op, ins, a = p.op, p.inputs, p.attrs
         dt = v.type.dtype
         if op in ELEMENTWISE:
-            args = [self.at(x, idx) for x in ins]
+            args = []
+            for x in ins:
+                args.append((yield x, idx))
             if op == "pow" and not _isf(dt):       # integer power by squaring (exponent >= 0)
                 r, base, e = blk.tmp("np.int64(1)", "w"), blk.tmp(args[0], "w"), blk.tmp(args[1], "w")
                 blk.emit(f"while {e} > 0:")
@@ -183,7 +187,7 @@ class Evaluator:
             return blk.tmp(scalar(op, ins[-1].type.dtype, dt, args, a, gen.kernel), "v")
         if op == "broadcast_to":
             lead = len(v.type.shape) - len(ins[0].type.shape)
-            return self.at(ins[0], ["0" if n == 1 else idx[d + lead] for d, n in enumerate(ins[0].type.shape)])
+            return (yield ins[0], ["0" if n == 1 else idx[d + lead] for d, n in enumerate(ins[0].type.shape)])
         if op == "reshape":
             s_in, s_out = ins[0].type.shape, v.type.shape
             if [n for n in s_in if n != 1] == [n for n in s_out if n != 1]:
@@ -191,18 +195,18 @@ class Evaluator:
                 j = ["0" if n == 1 else next(src) for n in s_in]
             else:
                 j = delinearize(blk, blk.tmp(linear(idx, s_out), "l"), s_in)
-            return self.at(ins[0], j)
+            return (yield ins[0], j)
         if op == "permute":
             j = [None] * len(a["perm"])
             for i, pp in enumerate(a["perm"]):
                 j[pp] = idx[i]
-            return self.at(ins[0], j)
+            return (yield ins[0], j)
         if op == "slice":
             j = []
             for i, st, sp in zip(idx, a["starts"], a["steps"]):
                 e = _mul(i, sp)
                 j.append(e if st == 0 else f"({e} + {st})")
-            return self.at(ins[0], j)
+            return (yield ins[0], j)
         if op == "pad":
             fill = lit(dt, a["value"])
             if ins[0].type.numel == 0:
@@ -218,7 +222,8 @@ class Evaluator:
                 j.append(t)
             ok = blk.tmp(" and ".join(conds), "ok")
             j = [blk.tmp(f"{t} if {ok} else 0", "p") for t in j]
-            return blk.tmp(f"{self.at(ins[0], j)} if {ok} else {fill}", "v")
+            val = yield ins[0], j
+            return blk.tmp(f"{val} if {ok} else {fill}", "v")
         if op == "concat":
             axis, res = a["axis"], None
             for x, o, n in reversed(_K.concat_pieces(p)):
@@ -226,7 +231,7 @@ class Evaluator:
                 ok = blk.tmp(f"{t} >= 0 and {t} < {n}", "ok")
                 j = list(idx)
                 j[axis] = blk.tmp(f"{t} if {ok} else 0", "c")
-                val = self.at(x, j)
+                val = yield x, j
                 res = val if res is None else blk.tmp(f"{val} if {ok} else {res}", "v")
             return res
         if op == "unfold":
@@ -240,11 +245,12 @@ class Evaluator:
             x = blk.tmp(f"({l_} % {ow}) * {sw} + ({r} % {kw}) * {dw} - {pw}", "u")
             ok = blk.tmp(f"{y} >= 0 and {y} < {h} and {x} >= 0 and {x} < {w}", "ok")
             j = [n_, c, blk.tmp(f"{y} if {ok} else 0", "u"), blk.tmp(f"{x} if {ok} else 0", "u")]
-            return blk.tmp(f"{self.at(ins[0], j)} if {ok} else {lit(dt, a['value'])}", "v")
+            val = yield ins[0], j
+            return blk.tmp(f"{val} if {ok} else {lit(dt, a['value'])}", "v")
         if op == "take_along_axis":
             j = list(idx)
-            j[a["axis"]] = self.at(ins[1], idx)      # indices assumed in range (as the llvm backend)
-            return self.at(ins[0], j)
+            j[a["axis"]] = yield ins[1], idx      # indices assumed in range (as the llvm backend)
+            return (yield ins[0], j)
         if op == "iota":
             i = idx[a["axis"]] if v.type.shape else "0"
             return f"{NP[dt.np.name]}({i})" if _isf(dt) else f"np.int64({i})"
@@ -254,8 +260,8 @@ class Evaluator:
             name = gen.constant(dt, a["data"])
             return blk.tmp(f"{name}[{linear(idx, v.type.shape)}]", "k")
         if op == "uniform":
-            seed = self.at(ins[0], ["0"])
-            off = self.at(ins[0], ["1"])
+            seed = yield ins[0], ["0"]
+            off = yield ins[0], ["1"]
             ctr = blk.tmp(f"np.uint64({linear(idx, v.type.shape)}) + np.uint64({off})", "r")
             key = _mix64(blk, f"np.uint64({seed})")
             bits = _mix64(blk, f"{key} + {ctr} * GOLDEN")
@@ -263,6 +269,11 @@ class Evaluator:
                 return blk.tmp(f"np.float32({bits} >> U40) * np.float32({2.0 ** -24!r})", "v")
             return blk.tmp(f"np.float64({bits} >> U11) * np.float64({2.0 ** -53!r})", "v")
         raise unsupported(gen.kernel, op)
+
+
+def _key(v, idx):
+    """Evaluator's memo key: an index is a list of source expressions."""
+    return v.name, tuple(idx)
 
 
 def _mix64(blk, x):
@@ -574,8 +585,13 @@ class KernelGen:
         batch_shape = tuple(mm.out.type.shape[:-2])
         nb = numel(batch_shape)
         T = cfg.tile
-        # direct: the epilogue reads the product only element for element at the output index
-        direct = all(mm.out not in n.inputs or n.op in ELEMENTWISE for n in body.nodes)
+        # direct: the epilogue reads the product only element for element at the output index,
+        # so it runs in the GEMM's store with the accumulator as the product's value there.
+        # Otherwise (a transpose, broadcast, reshape, slice... anywhere downstream of the
+        # product, not just right after it) the thread holding product [i, j] does not compute
+        # output [i, j]: the product goes through scratch and the epilogue is a pointwise launch
+        # over the output that reads it through the index maps (as the llvm backend does)
+        direct = _K.epilogue_reads_product_pointwise(self.kernel, ELEMENTWISE)
         adt = mm.out.type.dtype
         an, bn = self.arg_of[a.name], self.arg_of[b.name]
         name = self.base if direct else self.base + "_gemm"

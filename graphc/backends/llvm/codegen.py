@@ -101,19 +101,18 @@ class Evaluator:
         self.cache = {}
 
     def at(self, v, idx):
-        key = (v.name, tuple(map(id, idx)))
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit[0]
-        r = self._at(v, idx)
-        self.cache[key] = (r, idx)      # idx kept alive: its ids stay unique
-        return r
+        """v's LLVM value at idx (a list of i64 values), memoised per (value, index) for this
+        point. Iterative (kernels.evaluate): _at is a generator that yields each operand it
+        needs, so a chain of 10,000 fused ops does not recurse 10,000 deep."""
+        return _K.evaluate(self._at, _key, self.cache, v, idx)
 
     def load(self, v, idx):
         t = v.type if self.flat is None else type(v.type)(self.flat, v.type.dtype)
         return self.kg.load(self.ptrs[v.name], t, idx, f"read of %{v.name}")
 
     def _at(self, v, idx):
+        """A generator (see at): yields (operand, index) for every operand value it reads, in
+        the order the instructions that use them are emitted; returns v's value at idx."""
         b = self.b
         if v.name in self.fixed:
             return self.fixed[v.name]
@@ -124,32 +123,34 @@ class Evaluator:
             raise unsupported(self.kg.kernel, "input", f"no buffer for %{v.name}")
         op, ins, a = p.op, p.inputs, p.attrs
         if op in S.ELEMENTWISE:
-            args = [self.at(x, idx) for x in ins]
+            args = []
+            for x in ins:
+                args.append((yield x, idx))
             if op in ("floor_divide", "remainder") and self.kg.checks and not is_float(ins[1].type.dtype) \
                     and not is_bool(ins[1].type.dtype):
                 self.kg.check(b.icmp_signed("!=", args[1], i64(0)), f"{op} (%{v.name})", 0, args[1], "div")
             return S.emit(b, op, ins[-1].type.dtype, v.type.dtype, args, a)
         if op == "broadcast_to":
-            return self.at(ins[0], IX.broadcast(idx, ins[0].type.shape, v.type.shape))
+            return (yield ins[0], IX.broadcast(idx, ins[0].type.shape, v.type.shape))
         if op == "reshape":
             if self.flat is not None:           # contiguous to contiguous: the same linear offset
-                return self.at(ins[0], idx)
-            return self.at(ins[0], IX.reshape(b, idx, ins[0].type.shape, v.type.shape))
+                return (yield ins[0], idx)
+            return (yield ins[0], IX.reshape(b, idx, ins[0].type.shape, v.type.shape))
         if op == "permute":
-            return self.at(ins[0], IX.permute(idx, a["perm"]))
+            return (yield ins[0], IX.permute(idx, a["perm"]))
         if op == "slice":
-            return self.at(ins[0], IX.slice_(b, idx, a["starts"], a["steps"]))
+            return (yield ins[0], IX.slice_(b, idx, a["starts"], a["steps"]))
         if op == "pad":
             fill = const(v.type.dtype, a["value"])
             if ins[0].type.numel == 0:
                 return fill
             j, ok = IX.pad(b, idx, ins[0].type.shape, a["lo"], a["interior"])
-            return b.select(ok, self.at(ins[0], j), fill)
+            return b.select(ok, (yield ins[0], j), fill)
         if op == "concat":
             axis, res = a["axis"], None
             for x, o, n in reversed(_K.concat_pieces(p)):
                 j, ok = IX.concat_piece(b, idx, axis, o, n)
-                val = self.at(x, j)
+                val = yield x, j
                 res = val if res is None else b.select(ok, val, res)
             return const(v.type.dtype, 0) if res is None else res     # every piece empty: never reached
         if op == "unfold":
@@ -160,14 +161,14 @@ class Evaluator:
             else:
                 j, ok = IX.unfold(b, idx, ins[0].type.shape, a["kernel"], a["stride"], a["padding"],
                                   a["dilation"], v.type.shape)
-            return b.select(ok, self.at(ins[0], j), const(v.type.dtype, a["value"]))
+            return b.select(ok, (yield ins[0], j), const(v.type.dtype, a["value"]))
         if op == "take_along_axis":
             j = list(idx)
             ax = a["axis"]
-            j[ax] = self.at(ins[1], idx)      # indices are assumed valid unless checks are on
+            j[ax] = yield ins[1], idx      # indices are assumed valid unless checks are on
             n = ins[0].type.shape[ax]
             self.kg.check_index(j[ax], n, f"take_along_axis index along axis {ax} (%{v.name})")
-            return self.at(ins[0], j)
+            return (yield ins[0], j)
         if op == "iota":
             i = idx[a["axis"]]
             return b.sitofp(i, reg(v.type.dtype)) if is_float(v.type.dtype) else i
@@ -179,19 +180,24 @@ class Evaluator:
             x = b.load(p, typ=mem(v.type.dtype))
             return b.icmp_unsigned("!=", x, ir.Constant(I8, 0)) if is_bool(v.type.dtype) else x
         if op == "uniform":
-            return self._uniform(v, ins[0], idx)
+            return (yield from self._uniform(v, ins[0], idx))
         raise unsupported(self.kg.kernel, op)
 
     def _uniform(self, v, state, idx):
         """splitmix64(seed, offset + i), bit for bit as graphc/ops/random.py."""
         b = self.b
-        seed = self.at(state, [i64(0)])
-        offset = self.at(state, [i64(1)])
+        seed = yield state, [i64(0)]
+        offset = yield state, [i64(1)]
         ctr = b.add(IX.linear(b, idx, v.type.shape), offset)
         bits = _mix64(b, b.add(_mix64(b, seed), b.mul(ctr, i64(int(GOLDEN)))))
         if v.type.dtype.np == np.float32:
             return b.fmul(b.uitofp(b.lshr(bits, i64(40)), F32), ir.Constant(F32, 2.0 ** -24))
         return b.fmul(b.uitofp(b.lshr(bits, i64(11)), F64), ir.Constant(F64, 2.0 ** -53))
+
+
+def _key(v, idx):
+    """Evaluator's memo key: an index is a list of LLVM values, compared by identity."""
+    return v.name, tuple(map(id, idx))
 
 
 def _mix64(b, x):
@@ -600,10 +606,17 @@ class KernelGen:
         else:
             target = self.scratch
         a, c = mm.inputs
+        rows = (self.lo, self.hi)
+        if mm.out.type.shape[:1] != outs[0].type.shape[:1]:
+            # [lo, hi) is the output's first dim (kernel_extent), which is the product's only when
+            # the epilogue keeps its shape: a transpose of a [3, 5] product gives 5 rows, and a
+            # GEMM over 5 rows of it would write past its buffer. Such a kernel is never split
+            # by blocks (ModuleBuilder._splittable), so its GEMM computes the whole product here.
+            rows = (i64(0), i64(mm.out.type.shape[0]))
         if self.part != "epilogue":     # the GEMM for the rows (batches) [lo, hi) of the output's first dim
             self.mb.gemm(self, self.in_ptrs[a.name], self.in_ptrs[c.name], target, a.type, c.type,
                          mm.attrs.get("transpose_a", False), mm.attrs.get("transpose_b", False),
-                         rows=(self.lo, self.hi), columns=self.columns)
+                         rows=rows, columns=self.columns)
         epi = [o for o in outs if not (o is mm.out and self.direct_matmul)]
         if epi and self.part != "gemm":
             self._pointwise(extra={mm.out.name: target}, outputs=epi)
@@ -725,12 +738,8 @@ class ModuleBuilder:
         a, c = mm.inputs
         if kernel_extent(k) < 2 or kernel_work(k) * self._gemm_depth(k) < GEMM_SPLIT_WORK:
             return False
-        derived = {mm.out.name}
-        for n in k.body.nodes:
-            if n is not mm and any(x.name in derived for x in n.inputs):
-                if n.op not in S.ELEMENTWISE:
-                    return False
-                derived.add(n.out.name)
+        if not _K.epilogue_reads_product_pointwise(k, S.ELEMENTWISE):
+            return False
         operands = [k.inputs[k.body.inputs.index(x)] for x in (a, c)]
         return not any(self._overlap(x, o) for x in operands for o in k.outs)
 
@@ -820,12 +829,14 @@ class ModuleBuilder:
     # -- buffers
     def buffer(self, v):
         """Where value v lives: ("in", index) | ("arena", offset) | ("out", index)."""
-        if v.name in self.inputs:
-            return ("in", self.inputs[v.name])
-        k = self.producer[v.name]
-        buf = k.attrs["buffers"][k.outs.index(v)]
-        if buf == "view":
-            return self.buffer(k.inputs[0])
+        while True:         # a view is its input's buffer (a loop: chains of views can be long)
+            if v.name in self.inputs:
+                return ("in", self.inputs[v.name])
+            k = self.producer[v.name]
+            buf = k.attrs["buffers"][k.outs.index(v)]
+            if buf != "view":
+                break
+            v = k.inputs[0]
         if buf.startswith("arena+"):
             return ("arena", int(buf[6:]))
         if buf.startswith("state:"):
