@@ -3,8 +3,10 @@
 `uniform(state)` hashes (seed, offset + i) for element i with splitmix64, so the numbers
 depend only on the generator state, never on the order of evaluation: eager and compiled
 runs of the same program draw identical values, and a backend needs only integer ops.
-The state is an int64 tensor [seed, offset]; drawing n numbers advances offset by n, in place
-(a write-back while tracing).
+The state is an int64 tensor [word, offset]; drawing n numbers advances offset by n, in place
+(a write-back while tracing). manual_seed(s) sets word = s + golden gamma (mod 2**64), so the key
+mix64(word) is splitmix64's first output for s (graphc.ops.creation._state_word): the seed
+itself as the word made manual_seed(0) degenerate, mix64(0) = 0 hashing counter 0 to exactly 0.0.
 """
 from __future__ import annotations
 
