@@ -98,6 +98,28 @@ def test_chain_eager_backward_through_compiled_call(backend, eager):
     np.testing.assert_allclose(x.grad.numpy(), np.full(SHAPE, 1.0001 ** STEPS), rtol=1e-3)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_chain_of_slices(backend):
+    """300 fused `x = x[1:] * c`: cuda's index expression nested a pair of parentheses per slice,
+    past the 200 Python's parser takes (SyntaxError); forward and gradient (pads) vs eager."""
+    n = 300
+    w = np.arange(1, 5, dtype=np.float32)
+
+    def step(x):
+        for _ in range(n):
+            x = x[1:] * 1.001
+        loss = (x * gc.tensor(w)).sum()
+        loss.backward()
+        return loss
+    x0 = np.random.default_rng(0).standard_normal(n + 4).astype(np.float32)
+    xe, xc = gc.tensor(x0, requires_grad=True), gc.tensor(x0, requires_grad=True)
+    want = float(step(xe).item())
+    got = float(gc.compile(step, backend=backend)(xc).item())
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(got, (x0[n:].astype(np.float64) * 1.001 ** n * w).sum(), rtol=1e-4)
+    np.testing.assert_allclose(xc.grad.numpy(), xe.grad.numpy(), rtol=1e-6)
+
+
 def _planned_movement_chain(n):
     """A planned graph of one pointwise kernel: n rounds of neg / transpose / flatten-unflatten,
     straight to the code generators (no passes: the simplifier would cancel the movement ops).

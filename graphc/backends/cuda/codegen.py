@@ -127,6 +127,24 @@ def _mul(a, k):
     return "0" if a == "0" else f"{a} * {k}"
 
 
+# An index expression nests one more pair of parentheses per slice it goes through, and Python's
+# parser refuses more than 200 (a fused chain of 300 `x = x[1:] * c` was a SyntaxError): deeper
+# than this, a slice's index is bound to a temporary first.
+MAX_NESTING = 16
+
+
+def _nesting(expr):
+    """How deep parentheses nest in a source expression."""
+    depth = most = 0
+    for ch in expr:
+        if ch == "(":
+            depth += 1
+            most = max(most, depth)
+        elif ch == ")":
+            depth -= 1
+    return most
+
+
 def linear(idx, shape):
     terms = [_mul(i, st) for i, n, st in zip(idx, shape, strides(shape)) if n != 1 and i != "0"]
     return " + ".join(terms) if terms else "0"
@@ -205,7 +223,10 @@ class Evaluator:
             j = []
             for i, st, sp in zip(idx, a["starts"], a["steps"]):
                 e = _mul(i, sp)
-                j.append(e if st == 0 else f"({e} + {st})")
+                e = e if st == 0 else f"({e} + {st})"
+                if _nesting(e) > MAX_NESTING:     # a long chain of slices (see MAX_NESTING)
+                    e = blk.tmp(e, "i")
+                j.append(e)
             return (yield ins[0], j)
         if op == "pad":
             fill = lit(dt, a["value"])
