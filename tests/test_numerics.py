@@ -62,3 +62,38 @@ def test_llvm_emits_no_fast_math_flags():
     for flag in (" contract ", " fast ", " nnan ", " ninf ", " arcp ", " afn "):
         assert flag not in text, flag
     assert "llvm.fmuladd" not in text
+
+
+_PTX_SCRIPT = r'''
+import sys
+import numpy as np
+import graphc as gc
+from graphc.backends.cuda import _numba
+try:
+    _numba.cuda().compile_ptx(lambda a: None, "void(float32[::1])", cc=(9, 0))
+except Exception as e:
+    print("NO-NVVM", type(e).__name__); sys.exit(0)
+from graphc.backends.cuda.runtime import ptx
+for dt, sfx in ((np.float32, "f32"), (np.float64, "f64")):
+    a = [gc.tensor(np.ones(7, dt)) for _ in range(3)]
+    g = gc.compile(lambda x, y, z: (x * y + z, (x * y - z) * 2.0), backend="interp").graph(*a)
+    text = "\n".join(ptx(g).values())
+    print(sfx, text.count("fma.rn." + sfx), text.count("mul." + sfx), text.count("mul.rn." + sfx))
+'''
+
+
+def test_cuda_kernels_round_every_multiply_and_add():
+    """The generated CUDA kernels use libdevice's _rn arithmetic, which NVVM and ptxas never
+    contract into an FMA (a plain `mul.f32` then `add.f32` in PTX may be fused by ptxas).
+    Compiles to sm_90 PTX without a GPU; skips where NVVM is missing."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], capture_output=True, text=True, timeout=300,
+                       env=dict(__import__("os").environ, NUMBA_ENABLE_CUDASIM="0"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    if "NO-NVVM" in r.stdout:
+        pytest.skip("NVVM not available (pip install 'numba-cuda[cu13]')")
+    for line in r.stdout.strip().splitlines():
+        sfx, fma, plain_mul, rn_mul = line.split()
+        assert int(fma) == 0 and int(plain_mul) == 0 and int(rn_mul) > 0, r.stdout

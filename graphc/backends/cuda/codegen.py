@@ -52,6 +52,20 @@ MIX2 = np.uint64({int(MIX2)})
 U30, U27, U31, U40, U11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40), np.uint64(11)
 INF = math.inf
 NAN = math.nan
+# float add/sub/mul round once each, as numpy's: NVVM contracts a*b+c into an FMA by default
+# (-fma=1, even without fastmath), which made a value recomputed in two loops differ in the
+# last bit (docs/numerics.md). libdevice's _rn forms are never contracted. The simulator has no
+# libdevice; there Python's numpy scalars already round per op.
+from numba import config as _config
+if not _config.ENABLE_CUDASIM:      # (the simulator's libdevice stubs return None)
+    from numba.cuda import libdevice as _ld
+    FADD, FSUB, FMUL = _ld.fadd_rn, _ld.fsub_rn, _ld.fmul_rn
+    DADD, DMUL = _ld.dadd_rn, _ld.dmul_rn      # (no dsub_rn: x - y is x + -y, exactly)
+else:
+    def FADD(x, y): return x + y
+    def FSUB(x, y): return x - y
+    def FMUL(x, y): return x * y
+    DADD, DMUL = FADD, FMUL
 
 
 # helpers are inlined into the kernels (no device functions: compile_ptx needs none without a GPU)
@@ -350,6 +364,10 @@ def scalar(op, dt, out_dt, a, attrs, kernel):
         return f"{a[1]} if {x} else {a[2]}"
     y = a[1]
     if op in ("add", "sub", "mul"):
+        if fl:          # rounded per op, never fused into an FMA (see PRELUDE)
+            if dt.np == np.float32:
+                return f"F{op.upper()}({x}, {y})"
+            return f"DADD({x}, -({y}))" if op == "sub" else f"D{op.upper()}({x}, {y})"
         s = {"add": "+", "sub": "-", "mul": "*"}[op]
         return f"{x} {s} {y}"
     if op == "div":
