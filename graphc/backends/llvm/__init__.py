@@ -41,10 +41,11 @@ def compile(graph, threads=None, checks=None, profile=None, **options):
     profile = R.profiling() if profile is None else bool(profile)
     split = st["blas_threads"]      # GEMMs split across our threads need OpenBLAS held at one thread
     ldexp = R.has_scalef()
+    fma = R.has_fma()
     mb = ModuleBuilder(graph, R.GEMM, threads=threads, checks=checks, threshold=threshold, epilogues=epilogues,
-                       blas_threads=R.BLAS_THREADS if split else None, profile=profile, ldexp=ldexp)
+                       blas_threads=R.BLAS_THREADS if split else None, profile=profile, ldexp=ldexp, fma=fma)
     opts = {"threads": threads, "checks": checks, "threshold": threshold, "epilogues": epilogues,
-            "split_gemm": split, "profile": profile, "ldexp": ldexp}
+            "split_gemm": split, "profile": profile, "ldexp": ldexp, "fma": fma}
     return R.LLVMExecutable(graph, mb, opts)
 
 

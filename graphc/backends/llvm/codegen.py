@@ -677,10 +677,11 @@ class ModuleBuilder:
     """One LLVM module for one planned graph: a function per kernel, and the entry."""
 
     def __init__(self, graph, gemm_symbols, threads=1, checks=False, threshold=32768, epilogues=False,
-                 blas_threads=None, profile=False, ldexp=False):
+                 blas_threads=None, profile=False, ldexp=False, fma=False):
         self.graph = graph
         self.gemm_symbols = gemm_symbols     # {"float32": name, "float64": name}
         self.ldexp = ldexp                   # the target scales by 2^n in one instruction (vecmath.py)
+        self.fma = fma                       # the target has FMA: vecmath's llvm.fma is one instruction
         self.threads = threads               # > 1: large kernels run on the thread pool (pool.py)
         self.checks = checks                 # compile bounds / division checks (GRAPHC_BOUNDS_CHECK)
         self.threshold = threshold
@@ -951,6 +952,7 @@ class ModuleBuilder:
         g = self.graph
         self.module = ir.Module(name=g.name)
         self.module.graphc_ldexp = self.ldexp     # read by vecmath.py
+        self.module.graphc_fma = self.fma
         anchor = ir.GlobalVariable(self.module, I64, name=RW_ANCHOR)
         anchor.initializer = i64(1)
         self._consts = 0

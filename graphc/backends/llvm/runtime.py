@@ -237,6 +237,12 @@ def init():
         return _STATE
 
 
+def has_fma() -> bool:
+    """Does the host have FMA, so that vecmath's polynomials use llvm.fma (one rounding, one
+    instruction)? Without it they multiply then add, each rounded (docs/numerics.md)."""
+    return "+fma" in init()["features"].split(",")
+
+
 def has_scalef() -> bool:
     """Does the host have AVX-512F, so that llvm.ldexp on vectors is one vscalef instruction
     (without it LLVM calls libm's ldexp per element)? GRAPHC_LLVM_LDEXP=0/1 overrides (tests)."""

@@ -64,11 +64,6 @@ def _function(module, name, t):
     return fn
 
 
-def _host_has_fma() -> bool:
-    from .runtime import init
-    return "+fma" in init()["features"].split(",")
-
-
 class _Ops:
     """Small helpers over a builder for one float type."""
 
@@ -79,6 +74,7 @@ class _Ops:
         self.mant = 23 if self.f32 else 52           # mantissa bits
         self.bias = 127 if self.f32 else 1023
         self.ldexp_ok = getattr(b.module, "graphc_ldexp", False)   # llvm.ldexp is one instruction here
+        self.fma_ok = getattr(b.module, "graphc_fma", False)       # the host has FMA (the codegen says)
 
     def c(self, v):
         return ir.Constant(self.t, v)
@@ -98,7 +94,7 @@ class _Ops:
         """a * x + y: one rounding (llvm.fma) where the host has FMA, else a rounded multiply
         then an add -- decided here, never left to LLVM (llvm.fmuladd may fuse in one loop and
         not in another, and a value computed twice must be bit-identical: docs/numerics.md)."""
-        if _host_has_fma():
+        if self.fma_ok:
             return self.intrinsic("fma", a, x, y)
         return self.b.fadd(self.b.fmul(a, x), y)
 
