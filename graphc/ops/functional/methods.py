@@ -1,0 +1,100 @@
+"""Tensor methods and operators: installs the functions of this package onto Tensor
+(x + y, x.sum(), x.T, ...)."""
+from __future__ import annotations
+
+from ... import dtypes as _dt
+from ...tensor import Tensor
+from .filled import _device_of, clone, full, ones, zeros
+from .indexing import index_select
+from .joining import chunk, narrow, split, unbind
+from .matmul import bmm, dot, matmul, mm
+from .pointwise import (abs, add, ceil, cos, div, eq, erf, exp, expm1, floor, floor_divide, ge, gt,
+                        le, log, log1p, logical_and, logical_not, logical_or, logical_xor, lt, maximum,
+                        minimum, mul, ne, neg, pow, reciprocal, remainder, rsqrt, sigmoid, sign, sin,
+                        sqrt, square, sub, tanh)
+from .promotion import _is_bool, broadcast_to, cast
+from .reductions import (all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, norm, std,
+                         sum, var)
+from .gather import gather, scatter_add
+from .select import clamp, masked_fill, where
+from .shapes import expand, expand_as, flatten, mT, permute, repeat, reshape, squeeze, t, transpose, \
+    unsqueeze, view
+
+
+# ---- Tensor methods and operators ------------------------------------------------------------------
+def _rev(f):
+    return lambda self, other: f(other, self)
+
+
+def _bitwise_not(x):
+    """`~x`: logical not of a bool tensor, two's complement -x - 1 of an int64 one (as torch)."""
+    if x.dtype is _dt.bool_:
+        return logical_not(x)
+    if x.dtype is _dt.int64:
+        return sub(neg(x), 1)
+    raise TypeError(f"~ (bitwise_not) is only supported on bool and integer tensors, got {x.dtype.name}")
+
+
+def _bitwise(logical):
+    """`&`, `|`, `^` on bool tensors (graphc has no bitwise integer ops; refuse rather than
+    silently computing the logical result)."""
+    def op(a, b):
+        if not (_is_bool(a) and _is_bool(b)):
+            kinds = ", ".join(v.dtype.name if isinstance(v, Tensor) else type(v).__name__ for v in (a, b))
+            raise TypeError(f"bitwise operators (&, |, ^) are only supported on bool tensors by graphc, "
+                            f"got {kinds}; use gc.logical_and/logical_or/logical_xor for a truth test")
+        return logical(a, b)
+    return op
+
+
+def _install_methods():
+    M = {
+        "__add__": add, "__radd__": _rev(add), "__sub__": sub, "__rsub__": _rev(sub),
+        "__mul__": mul, "__rmul__": _rev(mul), "__truediv__": div, "__rtruediv__": _rev(div),
+        "__pow__": pow, "__rpow__": _rev(pow), "__matmul__": matmul, "__rmatmul__": _rev(matmul),
+        "__floordiv__": floor_divide, "__rfloordiv__": _rev(floor_divide),
+        "__mod__": remainder, "__rmod__": _rev(remainder),
+        "floor_divide": floor_divide, "remainder": remainder,
+        "floor": floor, "ceil": ceil,
+        "__neg__": neg, "__abs__": abs, "__invert__": _bitwise_not,
+        "__and__": _bitwise(logical_and), "__or__": _bitwise(logical_or), "__xor__": _bitwise(logical_xor),
+        "__rand__": _rev(_bitwise(logical_and)), "__ror__": _rev(_bitwise(logical_or)),
+        "__rxor__": _rev(_bitwise(logical_xor)),
+        "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge, "__eq__": eq, "__ne__": ne,
+        "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "matmul": matmul, "mm": mm,
+        "bmm": bmm, "dot": dot, "maximum": maximum, "minimum": minimum, "eq": eq, "ne": ne,
+        "lt": lt, "le": le, "gt": gt, "ge": ge, "neg": neg, "abs": abs, "sign": sign, "exp": exp,
+        "log": log, "sqrt": sqrt, "rsqrt": rsqrt, "tanh": tanh, "sigmoid": sigmoid, "sin": sin,
+        "cos": cos, "erf": erf, "log1p": log1p, "expm1": expm1, "square": square,
+        "reciprocal": reciprocal, "clamp": clamp, "clip": clamp, "masked_fill": masked_fill,
+        "logical_not": logical_not, "logical_and": logical_and, "logical_or": logical_or,
+        "logical_xor": logical_xor, "where": lambda self, c, y: where(c, self, y),
+        "sum": sum, "mean": mean, "var": var, "std": std, "amax": amax, "amin": amin,
+        "max": max, "min": min, "argmax": argmax, "argmin": argmin, "any": any, "all": all,
+        "logsumexp": logsumexp, "norm": norm, "clone": clone,
+        "reshape": reshape, "view": view, "flatten": flatten, "unsqueeze": unsqueeze,
+        "squeeze": squeeze, "permute": permute, "transpose": transpose, "swapaxes": transpose,
+        "t": t, "expand": expand, "expand_as": expand_as, "broadcast_to": broadcast_to,
+        "repeat": repeat, "narrow": narrow, "split": split, "chunk": chunk, "unbind": unbind,
+        "gather": gather, "index_select": index_select,
+        "scatter_add": lambda self, dim, index, src: scatter_add(self, index, src, dim),
+        "view_as": lambda self, o: reshape(self, tuple(o.shape)),
+        "reshape_as": lambda self, o: reshape(self, tuple(o.shape)),
+        "contiguous": lambda self: self,
+        "float": lambda self: cast(self, _dt.float32), "double": lambda self: cast(self, _dt.float64),
+        "long": lambda self: cast(self, _dt.int64), "bool": lambda self: cast(self, _dt.bool_),
+        "type_as": lambda self, o: cast(self, o.dtype),
+        "new_zeros": lambda self, *s, dtype=None, device=None: zeros(*s, dtype=dtype or self.dtype,
+                                                                     device=_device_of(self, device)),
+        "new_ones": lambda self, *s, dtype=None, device=None: ones(*s, dtype=dtype or self.dtype,
+                                                                   device=_device_of(self, device)),
+        "new_full": lambda self, s, v, dtype=None, device=None: full(s, v, dtype=dtype or self.dtype,
+                                                                     device=_device_of(self, device)),
+    }
+    for name, fn in M.items():
+        setattr(Tensor, name, fn)
+    Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
+    Tensor.mT = property(mT)
+
+
+_install_methods()
