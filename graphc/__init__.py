@@ -7,9 +7,7 @@ from . import dtypes as _dtypes
 from .dtypes import (bool_ as bool, float32, float64, int64, DType as dtype,  # noqa: F401
                      get_default_dtype, set_default_dtype, promote_types, result_type)
 from .tensor import Tensor, Size  # noqa: F401
-from .ops import load_all as _load_all
-
-_load_all()  # registers the primitives
+from .ops import library as _library  # noqa: F401  (registers the primitives, installs Tensor's methods)
 from .ops.functional import (  # noqa: F401
     full, zeros, ones, empty, full_like, zeros_like, ones_like, empty_like, arange, linspace, eye,
     cast, broadcast_to, broadcast_shapes, exp, log, sqrt, rsqrt, tanh, sigmoid, sin, cos, erf,

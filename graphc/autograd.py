@@ -4,15 +4,26 @@ Each primitive applied to a tensor that requires grad records a BackwardNode hol
 primitive, its attributes and the tensors its VJP rule reads. backward() walks the nodes in
 reverse topological order and calls each primitive's VJP rule -- the same rule the tracer
 uses to emit backward nodes into the IR.
+
+This module sits below graphc.tensor (which imports it for grad mode and BackwardNode): it
+works on tensors through their attributes and methods, and knows the Tensor class only as
+TensorLike, which tensor.py registers it with.
 """
 from __future__ import annotations
 
+import abc
+import functools
 import threading
 import weakref
 
+from . import tracing
 from .ops.registry import VJPContext
 
 _state = threading.local()
+
+
+class TensorLike(abc.ABC):
+    """isinstance(x, TensorLike): is x a graphc Tensor (graphc.tensor registers the class)."""
 
 
 def is_grad_enabled() -> bool:
@@ -41,7 +52,6 @@ class _GradMode:
     def __call__(self, fn):
         """As a decorator (@set_grad_enabled(False)): undo the immediate switch made by the
         constructor and apply the mode only while fn runs, as torch does."""
-        import functools
         _state.enabled = self.prev
         mode = self.mode
 
@@ -65,8 +75,6 @@ class no_grad:
         return False
 
     def __call__(self, fn):
-        import functools
-
         @functools.wraps(fn)
         def wrapper(*a, **k):
             with type(self)():
@@ -122,8 +130,7 @@ class _Saved:
                 f"is at version {t._version[0]}; expected version {self.version} instead. Hint: "
                 "replace the in-place operation (add_, mul_, +=, ...) by its out-of-place form.")
         if self.is_output:
-            from .tensor import Tensor
-            t = Tensor._alias(t, grad_fn=node)
+            t = type(t)._alias(t, grad_fn=node)
         return t
 
 
@@ -205,8 +212,6 @@ def run_backward(outputs, grad_outputs, *, retain_graph, create_graph, inputs=No
     With inputs=None, gradients accumulate into the .grad of every leaf reached; otherwise
     the gradients with respect to `inputs` are returned and no .grad is touched.
     """
-    from .tensor import Tensor
-
     grads = {}
     roots = []
     for t, g in zip(outputs, grad_outputs):
@@ -220,7 +225,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph, create_graph, inputs=No
     if inputs is not None:
         want = {}
         for i, t in enumerate(inputs):
-            if not isinstance(t, Tensor) or not t.requires_grad:
+            if not isinstance(t, TensorLike) or not t.requires_grad:
                 raise RuntimeError(f"autograd.grad: input {i} does not require grad")
             want.setdefault(edge_of(t), []).append(i)
         results = [None] * len(inputs)
@@ -277,12 +282,10 @@ def _accumulate_leaf(leaf, g, create_graph):
 def _as_tuple(x):
     if x is None:
         return None
-    from .tensor import Tensor
-    return (x,) if isinstance(x, Tensor) else tuple(x)
+    return (x,) if isinstance(x, TensorLike) else tuple(x)
 
 
 def _default_grads(outputs, grad_outputs):
-    from .ops import functional as F
     grad_outputs = _as_tuple(grad_outputs) or (None,) * len(outputs)
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"grad_outputs has {len(grad_outputs)} entries for {len(outputs)} outputs")
@@ -291,18 +294,17 @@ def _default_grads(outputs, grad_outputs):
         if g is None:
             if t.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = F.ones_like(t)
+            g = t.new_ones(t.shape)
         elif tuple(g.shape) != tuple(t.shape):
             raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {list(g.shape)} "
                                f"and output has a shape of {list(t.shape)}")
         elif g.dtype is not t.dtype:    # torch casts the seed to the output's dtype
-            g = F.cast(g, t.dtype)
+            g = g.to(t.dtype)
         res.append(g)
     return res
 
 
 def _no_escaped_tracers(tensors, what):
-    from . import tracing
     for t in tensors:
         if getattr(t, "_value", None) is not None:
             tracing.escaped(t, what)
@@ -311,7 +313,6 @@ def _no_escaped_tracers(tensors, what):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Accumulate d(tensors)/d(leaf) into each leaf's .grad (torch.autograd.backward)."""
     tensors = _as_tuple(tensors)
-    from . import tracing
     if tracing.is_tracing(tensors):
         return tracing.trace_backward(tensors, _as_tuple(grad_tensors), create_graph)
     _no_escaped_tracers(tensors, "backward()")
@@ -324,7 +325,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=False):
     """Return d(outputs)/d(inputs) without touching .grad (torch.autograd.grad)."""
     outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
-    from . import tracing
     if tracing.is_tracing(outputs):
         return tracing.trace_grad(outputs, inputs, _as_tuple(grad_outputs), allow_unused,
                                   create_graph=create_graph)

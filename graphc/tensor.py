@@ -3,16 +3,22 @@
 Every operation reaches `apply(primitive_name, *tensors, **attrs)`. Eagerly it runs the
 primitive's numpy implementation now and records a BackwardNode when gradients are wanted;
 while a compiled function is being traced it appends a node to the trace's graph instead.
+
+The ops themselves (x + y, x.sum(), x[i], x.add_(y), ...) are installed onto Tensor as methods
+by graphc.ops.functional (methods.py), which builds on this module: this one does not import it.
 """
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
 from . import autograd as _ag
 from . import dtypes as _dt
 from . import tracing as _tracing
+from .device import CPU, CUDA0, cuda_device, device as _device, mismatch, move
 from .ir.graph import TensorType
-from .ops.registry import PRIMITIVES
+from .ops.registry import PRIMITIVES, Primitive as _Primitive
 
 
 class Size(tuple):
@@ -113,14 +119,11 @@ class Tensor:
 
     @property
     def device(self):
-        from .device import device, CPU, CUDA0
         return CUDA0 if type(self._data) is not np.ndarray and self._data is not None else CPU
 
     def to(self, *args, **kwargs):
         """tensor.to(device), .to(dtype), .to(other), as torch: the same tensor when nothing
         changes, else a converted copy (a device move is differentiable: ToCopyBackward)."""
-        from . import dtypes as _dtypes
-        from .device import device as _device
         dtype = kwargs.pop("dtype", None)
         dev = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
@@ -130,10 +133,10 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 dtype, dev = a.dtype, a.device
-            elif isinstance(a, _dtypes.DType) or a in (float, int, bool):
+            elif isinstance(a, _dt.DType) or a in (float, int, bool):
                 dtype = a
             elif isinstance(a, (str, _device)):
-                if isinstance(a, str) and a in _dtypes._BY_NAME and a not in ("cpu", "cuda"):
+                if isinstance(a, str) and a in _dt._BY_NAME and a not in ("cpu", "cuda"):
                     dtype = a
                 else:
                     dev = a
@@ -143,14 +146,14 @@ class Tensor:
         if dev is not None:
             t = _to_device(t, _device(dev).check_available())
         if dtype is not None:
-            t = F.cast(t, _dtypes.as_dtype(dtype))
-        return F.clone(t) if copy and t is self else t
+            dtype = _dt.as_dtype(dtype)
+            t = t if t._dtype is dtype else apply("cast", t, dtype=dtype)
+        return t.clone() if copy and t is self else t
 
     def cpu(self):
         return self.to("cpu")
 
     def cuda(self, device=None):
-        from .device import cuda_device
         return self.to(cuda_device(device))
 
     def type(self, dtype=None):
@@ -285,7 +288,6 @@ class Tensor:
             return self
         if self.grad_fn.retained is None:
             self.grad_fn.retained = []
-        import weakref
         self.grad_fn.retained.append(weakref.ref(self))
         return self
 
@@ -350,11 +352,10 @@ class Tensor:
             if new._dtype.category > self._dtype.category:
                 raise RuntimeError(f"result type {_dt.scalar_type_name(new._dtype)} can't be cast to the "
                                    f"desired output type {_dt.scalar_type_name(self._dtype)}")
-            new = F.cast(new, self._dtype)
+            new = apply("cast", new, dtype=self._dtype)
         if tuple(new.shape) != tuple(self.shape):
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(new.shape)}")
         if type(new._data) is not type(self._data):
-            from .device import mismatch
             raise mismatch(self.device, new.device)
         if not self._data.flags.writeable:
             raise RuntimeError("unsupported operation: this tensor is an expanded view (broadcast_to/expand) "
@@ -365,63 +366,6 @@ class Tensor:
             self.grad_fn = new.grad_fn
             self.requires_grad = new.requires_grad
         return self
-
-    def add_(self, other, alpha=1):
-        return self._inplace(lambda s, o: F.add(s, o, alpha=alpha), other)
-
-    def sub_(self, other, alpha=1):
-        return self._inplace(lambda s, o: F.sub(s, o, alpha=alpha), other)
-
-    def mul_(self, other):
-        return self._inplace(F.mul, other)
-
-    def div_(self, other):
-        return self._inplace(F.div, other)
-
-    def pow_(self, other):
-        return self._inplace(F.pow, other)
-
-    def clamp_(self, min=None, max=None):
-        return self._inplace(lambda s: F.clamp(s, min, max))
-
-    def zero_(self):
-        return self._inplace(F.zeros_like)
-
-    def fill_(self, value):
-        return self._inplace(lambda s: F.full_like(s, value))
-
-    def copy_(self, src):
-        # clone: a new node, so that self takes src's history rather than becoming src's alias
-        if isinstance(src, Tensor) and src._value is None and self._value is None and src.device != self.device:
-            src = src.to(self.device)      # copy_ moves data across devices, as torch's
-        return self._inplace(lambda s, o: F.clone(F.broadcast_to(F.cast(o, s.dtype), s.shape)), src)
-
-    def addcmul_(self, t1, t2, value=1):
-        return self._inplace(lambda s, a, b: s + a * b * value, t1, t2)
-
-    def addcdiv_(self, t1, t2, value=1):
-        return self._inplace(lambda s, a, b: s + a / b * value, t1, t2)
-
-    def lerp_(self, end, weight):
-        return self._inplace(lambda s, e: s + (e - s) * weight, end)
-
-    def __iadd__(self, o):
-        return self.add_(o)
-
-    def __isub__(self, o):
-        return self.sub_(o)
-
-    def __imul__(self, o):
-        return self.mul_(o)
-
-    def __itruediv__(self, o):
-        return self.div_(o)
-
-    def __setitem__(self, index, value):
-        F.setitem(self, index, value)
-
-    def __getitem__(self, index):
-        return F.getitem(self, index)
 
 
 def _dim(d: int, ndim: int) -> int:
@@ -490,8 +434,7 @@ _VIEW_OPS = ("reshape", "permute", "slice", "broadcast_to")
 
 def _run_cuda(prim, inputs, attrs, out_type):
     """One primitive on cuda operands (device arrays; single host values mix in as scalars)."""
-    from .backends.cuda import eager
-    from .device import mismatch
+    from .backends.cuda import eager      # (lazy: the cuda backend loads numba)
     operands = []
     for t in inputs:
         d = t._data
@@ -521,7 +464,6 @@ def apply_on(device, name: str, **attrs) -> Tensor:
     (None: the CPU; ignored while tracing, where the compiled call's inputs decide)."""
     if device is None or _tracing.active() is not None:
         return apply(name, **attrs)
-    from .device import device as _device
     if _device(device).check_available().type == "cpu":
         return apply(name, **attrs)
     from .backends.cuda import eager
@@ -541,7 +483,6 @@ def _to_device(t: Tensor, dev) -> Tensor:
     autograd sees as ToCopyBackward."""
     if t._value is not None or t.device == dev:
         return t
-    from .device import move
     out = Tensor._wrap(move(t._data, dev), dtype=t._dtype)
     if _ag.is_grad_enabled() and t.requires_grad:
         out.grad_fn = _ag.BackwardNode(_TO_COPY, (t,), out, {"device": dev, "src": t.device}, (t._type(),))
@@ -553,10 +494,7 @@ def _to_copy_vjp(ctx, g):
     return (_to_device(g, ctx.attrs["src"]),)
 
 
-from .ops.registry import Primitive as _Primitive  # noqa: E402
-
 _TO_COPY = _Primitive("to_copy", "movement", infer=lambda x, **a: x, impl=None, vjp=_to_copy_vjp, arity=1,
                       saves=(), doc="a device move (Tensor.to(device)); not in the registry")
 
-
-from .ops import functional as F  # noqa: E402  (functional needs Tensor; methods need functional)
+_ag.TensorLike.register(Tensor)

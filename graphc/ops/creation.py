@@ -1,115 +1,22 @@
-"""Tensors from data and from random numbers.
+"""Random numbers: `Generator` (state: an i64[2] tensor `[seed, offset]` read by the
+`uniform` primitive) and the random creation functions (rand, randn, randint, randperm, ...).
 
-Inside a compiled function, tensor(data) becomes a `constant` node; random creation is
-not traceable yet (pass random tensors in as arguments).
+The tensors-from-data functions (graphc.tensor, as_tensor, ...) live in from_data.py and are
+re-exported here, where they were first defined.
 """
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
 from .. import dtypes as _dt
 from .. import tracing as _tracing
+from ..autograd import no_grad
+from ..device import move
 from ..tensor import Tensor, apply
-
-
-def _np_from_data(data, dtype):
-    if isinstance(data, Tensor):
-        if data._value is not None:
-            raise _tracing.TraceError("graphc.tensor(t) of a traced tensor: use t.clone() or t.detach()")
-        arr = data._data
-    elif isinstance(data, (np.ndarray, np.generic)):   # numpy keeps its dtype, as in torch
-        arr = np.asarray(data)
-    else:
-        if isinstance(data, (list, tuple)) and any(isinstance(e, Tensor) for e in _flat(data)):
-            data = _nested_tensors_to_lists(data)
-        arr = np.asarray(data)
-        if dtype is None:
-            if arr.dtype.kind == "f":
-                arr = arr.astype(_dt.get_default_dtype().np)
-            elif arr.dtype.kind in "iu":
-                arr = arr.astype(np.int64)
-    if dtype is not None:
-        return arr.astype(_dt.as_dtype(dtype).np)
-    kind = arr.dtype.kind
-    if kind in "iu" and arr.dtype != np.int64:
-        return arr.astype(np.int64)
-    if kind == "f" and arr.dtype not in (np.float32, np.float64):
-        return arr.astype(np.float32)
-    if kind not in "iufb":
-        raise TypeError(f"can't convert data of type {arr.dtype} to a tensor; graphc supports "
-                        "float32, float64, int64 and bool")
-    return arr
-
-
-def _flat(xs):
-    for x in xs:
-        if isinstance(x, (list, tuple)):
-            yield from _flat(x)
-        else:
-            yield x
-
-
-def _nested_tensors_to_lists(x):
-    if isinstance(x, Tensor):
-        return x.tolist()
-    if isinstance(x, (list, tuple)):
-        return [_nested_tensors_to_lists(e) for e in x]
-    return x
-
-
-def tensor(data, dtype=None, requires_grad=False, device=None):
-    """A new tensor holding a copy of data (nested lists, numbers, a numpy array or a tensor)."""
-    dev = _check_device(device)
-    arr = np.array(_np_from_data(data, dtype), copy=True)
-    if _tracing.active() is not None:
-        d = _dt.from_numpy(arr.dtype)
-        t = apply("constant", shape=arr.shape, dtype=d, data=tuple(arr.reshape(-1).tolist()))
-        if requires_grad:
-            raise _tracing.TraceError("creating a tensor with requires_grad=True inside a compiled "
-                                      "function is not supported; create it outside and capture it")
-        return t
-    if dev is not None and dev.type == "cuda":
-        from ..device import move
-        t = Tensor._wrap(move(arr, dev), dtype=_dt.from_numpy(arr.dtype))
-    else:
-        t = Tensor._wrap(arr)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
-
-
-def as_tensor(data, dtype=None, device=None):
-    if isinstance(data, Tensor) and data._value is None and device is not None:
-        return data.to(device) if dtype is None else data.to(device).to(dtype)
-    if isinstance(data, Tensor) and (dtype is None or _dt.as_dtype(dtype) is data.dtype):
-        return data
-    if isinstance(data, np.ndarray) and _tracing.active() is None and device is None:
-        return Tensor._wrap(_np_from_data(data, dtype))
-    return tensor(data, dtype=dtype, device=device)
-
-
-def from_numpy(arr: np.ndarray):
-    """A tensor sharing memory with arr (as torch.from_numpy)."""
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"expected np.ndarray (got {type(arr).__name__})")
-    _dt.from_numpy(arr.dtype)
-    if _tracing.active() is not None:
-        return tensor(arr)
-    return Tensor._wrap(arr)
-
-
-def scalar_tensor(v, dtype=None):
-    return tensor(v, dtype=dtype or _dt.scalar_dtype(v))
-
-
-def _check_device(device):
-    """The graphc.device for device= (None stays None); RuntimeError if it is unusable."""
-    if device is not None:
-        from ..device import device as _device
-        return _device(device).check_available()
-    return None
+from .from_data import (_check_device, _flat, _nested_tensors_to_lists, _np_from_data,  # noqa: F401
+                        as_tensor, from_numpy, is_number, scalar_tensor, tensor)
+from .functional import _requires, _shape_arg, add, cast, cos, log, narrow, reshape, sqrt
+from .random import GOLDEN
 
 
 # ---- random numbers -------------------------------------------------------------------------------
@@ -128,7 +35,7 @@ class Generator:
 
     def manual_seed(self, seed: int):
         self._seed = int(seed)
-        with _no_grad():
+        with no_grad():
             self.state._data[...] = (_state_word(self._seed), 0)
         self.state._version[0] += 1
         return self
@@ -153,14 +60,12 @@ class Generator:
         state = self.state
         dev = _check_device(device)
         if dev is not None and dev.type == "cuda" and _tracing.active() is None:
-            from ..device import move
             state = Tensor._wrap(move(self.state._data, dev), dtype=self.state.dtype)
         u = apply("uniform", state, shape=(draws,) + tuple(shape), dtype=dtype)
         if _tracing.active() is None:
             self.state._data[1] += n * draws
             self.state._version[0] += 1
         else:
-            from .functional import add
             self.state._inplace(lambda s: add(s, tensor([0, n * draws])))
         return u
 
@@ -178,14 +83,8 @@ def _state_word(seed: int) -> int:
     The seed itself would make seed 0 degenerate: mix64(0) = 0, so the key was 0 and the first
     draw after manual_seed(0) hashed 0 to exactly 0.0. A bijection, so distinct seeds (mod 2**64)
     keep distinct streams; the backends need no change (they read the state as before)."""
-    from .random import GOLDEN
     w = (int(seed) + int(GOLDEN)) & (2 ** 64 - 1)
     return w - 2 ** 64 if w >= 2 ** 63 else w
-
-
-def _no_grad():
-    from ..autograd import no_grad
-    return no_grad()
 
 
 default_generator = Generator()
@@ -205,30 +104,26 @@ def initial_seed():
 
 
 def _shape_dtype(shape, dtype):
-    from .functional import _shape_arg
     shape = _shape_arg(shape)
     return shape, (_dt.as_dtype(dtype) if dtype is not None else _dt.get_default_dtype())
 
 
 def _finish(t, requires_grad):
-    from .functional import _requires
     return _requires(t, requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False, generator=None, device=None):
     """Uniform numbers in [0, 1)."""
-    from .functional import reshape
     shape, dtype = _shape_dtype(shape, dtype)
-    with _no_grad():
+    with no_grad():
         u = reshape((generator or default_generator).uniform(shape, dtype, device=device), shape)
     return _finish(u, requires_grad)
 
 
 def randn(*shape, dtype=None, requires_grad=False, generator=None, device=None):
     """Standard normal numbers (Box-Muller over two uniform draws)."""
-    from .functional import reshape, log, sqrt, cos, narrow
     shape, dtype = _shape_dtype(shape, dtype)
-    with _no_grad():
+    with no_grad():
         u = (generator or default_generator).uniform(shape, dtype, draws=2, device=device)
         u1, u2 = (reshape(narrow(u, 0, i, 1), shape) for i in (0, 1))
         z = sqrt(log(1 - u1) * -2.0) * cos(u2 * (2 * np.pi))
@@ -237,7 +132,6 @@ def randn(*shape, dtype=None, requires_grad=False, generator=None, device=None):
 
 def randint(low, high=None, size=None, dtype=None, generator=None, device=None):
     """Integers uniform in [low, high)."""
-    from .functional import reshape, cast
     if size is None and isinstance(high, (tuple, list)):   # randint(high, size)
         high, size = None, high
     if high is None:
@@ -247,7 +141,7 @@ def randint(low, high=None, size=None, dtype=None, generator=None, device=None):
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     shape, dtype = _shape_dtype((tuple(size),), dtype or _dt.int64)
-    with _no_grad():
+    with no_grad():
         u = reshape((generator or default_generator).uniform(shape, _dt.float64, device=device), shape)
         r = cast(cast(u * float(high - low), _dt.int64) + low, dtype)
     return r
@@ -283,7 +177,3 @@ def randperm(n, dtype=None, generator=None, device=None):
 
 def normal(mean, std, size, generator=None, device=None):
     return randn(size, generator=generator, device=device) * std + mean
-
-
-def is_number(x):
-    return isinstance(x, numbers.Number)

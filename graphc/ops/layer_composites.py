@@ -9,7 +9,9 @@ import math
 import numpy as np
 
 from .. import dtypes as _dt
+from ..autograd import no_grad
 from . import functional as F
+from .creation import rand, tensor
 from .conv import out_size
 
 
@@ -115,7 +117,6 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
             return out
         # torch's indices are flat positions h*W + w in the unpadded input: window slot kk at
         # output position l reads row (l // OW)*sh - ph + (kk // kw)*dh, likewise for columns
-        from .creation import tensor
         kk, ll = np.arange(k[0] * k[1]), np.arange(oh * ow)
         row = tensor(((ll // ow) * s[0] - p[0])[None, :] + ((kk // k[1]) * d[0])[:, None])
         col = tensor(((ll % ow) * s[1] - p[1])[None, :] + ((kk % k[1]) * d[1])[:, None])
@@ -151,7 +152,6 @@ def _adaptive_matrix(n_in, n_out, dtype):
     for i in range(n_out):
         a, b = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
         m[i, a:b] = 1.0 / (b - a)
-    from .creation import tensor
     return tensor(m, dtype=dtype)
 
 
@@ -184,7 +184,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         mean = F.mean(x, dims)
         var = F.var(x, dims, correction=0)
         if running_mean is not None:
-            from ..autograd import no_grad
             with no_grad():
                 if momentum is None:   # cumulative moving average
                     num_batches_tracked.add_(1)
@@ -217,7 +216,6 @@ def dropout(x, p=0.5, training=True, inplace=False, generator=None):
         return x
     if p == 1:
         return x * 0
-    from .creation import rand
     keep = F.ge(rand(tuple(x.shape), dtype=x.dtype if x.dtype.is_floating_point else None,
                      generator=generator, device=F._device_of(x, None)), p)
     return F.where(keep, x * (1.0 / (1 - p)), F.zeros_like(x))

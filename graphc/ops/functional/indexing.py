@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import autograd as _ag
 from ... import dtypes as _dt
 from ... import tracing as _tracing
 from ...tensor import Tensor, _dim
+from ..from_data import tensor
 from .gather import take_along_axis
 from .joining import slice_prim
 from .pointwise import ge, logical_or, lt
@@ -38,7 +40,6 @@ def _normalize_index(x, index):
     out = []
     for e in index:
         if isinstance(e, (list, np.ndarray)):
-            from ..creation import tensor
             e = tensor(e, device=None if x._value is not None else x.device)
         if isinstance(e, (bool, np.bool_)):
             out.append(_NewAxisIndex(bool(e)))
@@ -185,7 +186,6 @@ def setitem(x, index, value):
         raise _tracing.TraceError(
             f"indexed assignment `x[...] = v` is not supported while tracing "
             f"({_tracing.user_location()}); build the result with gc.where(mask, v, x) or gc.cat")
-    from ... import autograd as _ag
     if _ag.is_grad_enabled() and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
         raise RuntimeError("indexed assignment into a tensor that requires grad is not supported "
                            "by graphc's autograd; build the result with gc.where or gc.cat, or "

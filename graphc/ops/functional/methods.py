@@ -1,11 +1,12 @@
 """Tensor methods and operators: installs the functions of this package onto Tensor
-(x + y, x.sum(), x.T, ...)."""
+(x + y, x.sum(), x.T, x[i], x.add_(y), ...); tensor.py defines the class and the in-place
+mechanism (Tensor._inplace) without importing this package."""
 from __future__ import annotations
 
 from ... import dtypes as _dt
 from ...tensor import Tensor
-from .filled import _device_of, clone, full, ones, zeros
-from .indexing import index_select
+from .filled import _device_of, clone, full, full_like, ones, zeros, zeros_like
+from .indexing import getitem, index_select, setitem
 from .joining import chunk, narrow, split, unbind
 from .matmul import bmm, dot, matmul, mm
 from .pointwise import (abs, add, ceil, cos, div, eq, erf, exp, expm1, floor, floor_divide, ge, gt,
@@ -47,8 +48,80 @@ def _bitwise(logical):
     return op
 
 
+# ---- in-place ops: Tensor._inplace runs the out-of-place op, then makes self hold the result --------
+def add_(self, other, alpha=1):
+    return self._inplace(lambda s, o: add(s, o, alpha=alpha), other)
+
+
+def sub_(self, other, alpha=1):
+    return self._inplace(lambda s, o: sub(s, o, alpha=alpha), other)
+
+
+def mul_(self, other):
+    return self._inplace(mul, other)
+
+
+def div_(self, other):
+    return self._inplace(div, other)
+
+
+def pow_(self, other):
+    return self._inplace(pow, other)
+
+
+def clamp_(self, min=None, max=None):
+    return self._inplace(lambda s: clamp(s, min, max))
+
+
+def zero_(self):
+    return self._inplace(zeros_like)
+
+
+def fill_(self, value):
+    return self._inplace(lambda s: full_like(s, value))
+
+
+def copy_(self, src):
+    # clone: a new node, so that self takes src's history rather than becoming src's alias
+    if isinstance(src, Tensor) and src._value is None and self._value is None and src.device != self.device:
+        src = src.to(self.device)      # copy_ moves data across devices, as torch's
+    return self._inplace(lambda s, o: clone(broadcast_to(cast(o, s.dtype), s.shape)), src)
+
+
+def addcmul_(self, t1, t2, value=1):
+    return self._inplace(lambda s, a, b: s + a * b * value, t1, t2)
+
+
+def addcdiv_(self, t1, t2, value=1):
+    return self._inplace(lambda s, a, b: s + a / b * value, t1, t2)
+
+
+def lerp_(self, end, weight):
+    return self._inplace(lambda s, e: s + (e - s) * weight, end)
+
+
+def _iadd(self, o):
+    return self.add_(o)
+
+
+def _isub(self, o):
+    return self.sub_(o)
+
+
+def _imul(self, o):
+    return self.mul_(o)
+
+
+def _itruediv(self, o):
+    return self.div_(o)
+
+
 def _install_methods():
     M = {
+        "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "pow_": pow_, "clamp_": clamp_,
+        "zero_": zero_, "fill_": fill_, "copy_": copy_, "addcmul_": addcmul_, "addcdiv_": addcdiv_,
+        "lerp_": lerp_, "__iadd__": _iadd, "__isub__": _isub, "__imul__": _imul,
+        "__itruediv__": _itruediv, "__getitem__": getitem, "__setitem__": setitem,
         "__add__": add, "__radd__": _rev(add), "__sub__": sub, "__rsub__": _rev(sub),
         "__mul__": mul, "__rmul__": _rev(mul), "__truediv__": div, "__rtruediv__": _rev(div),
         "__pow__": pow, "__rpow__": _rev(pow), "__matmul__": matmul, "__rmatmul__": _rev(matmul),

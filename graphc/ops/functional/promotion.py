@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import dtypes as _dt
 from ...tensor import Tensor, apply
+from ..from_data import tensor
 
 _py_max, _py_min, _py_sum, _py_abs = builtins.max, builtins.min, builtins.sum, builtins.abs
 _py_any, _py_all = builtins.any, builtins.all
@@ -35,7 +36,6 @@ def _to_tensor(v, dtype):
 def _as(x, dtype):
     if not isinstance(x, Tensor):
         if isinstance(x, (list, tuple, np.ndarray)):
-            from ..creation import tensor
             x = tensor(x)
         else:
             return _to_tensor(x, dtype)

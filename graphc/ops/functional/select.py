@@ -1,6 +1,7 @@
 """Selection: where(condition, x, y) and the ops built on it (clamp/clip, masked_fill)."""
 from __future__ import annotations
 
+from ... import autograd as _ag
 from ... import dtypes as _dt
 from ... import tracing as _tracing
 from ...tensor import Tensor, apply
@@ -49,7 +50,6 @@ def clamp(x, min=None, max=None):
 
 def _grad_wanted(*ts):
     """Could a gradient flow from any of ts (eagerly or while tracing)?"""
-    from ... import autograd as _ag
     return _ag.is_grad_enabled() and _py_any(isinstance(t, Tensor) and t.requires_grad for t in ts)
 
 
