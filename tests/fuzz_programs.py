@@ -928,6 +928,16 @@ def check_program(prog, backends=("interp", "llvm"), use_torch=True, tau=1e-4):
             _identical(f"compiled {b} forward, second call", again, got)
             _identical(f"compiled {b} forward, first call's results after a second call",
                        _as_dict(prog, first, grads=False), got)
+            # the compiled forward on inputs requiring grad, backward outside it (the
+            # backward graph the compiled call recorded)
+            ins = tensors(prog, gc, prog.dtype, arrays, True, lay)
+            loss, outs = cf(*ins)
+            if loss.requires_grad:
+                loss.backward()
+            grads = [t.grad if t.grad is not None else gc.zeros_like(t)
+                     for t, i in zip(ins, prog.inputs) if i.role == "x"]
+            compare(f"compiled {b} forward, loss.backward() outside it, vs eager",
+                    _as_dict(prog, (loss, *outs, *grads)), ref, tol, amp)
             # train step: backward inside the compiled function
             cs = gc.compile(step_fn(prog, gc), backend=b)
             first = cs(*tensors(prog, gc, prog.dtype, arrays, True, lay))
