@@ -253,14 +253,16 @@ class Tensor:
     # ---- autograd --------------------------------------------------------------------------
     @property
     def grad(self):
-        if _tracing.active() is not None:
-            return _tracing.read_grad(self)
+        trace = _tracing.active()
+        if trace is not None:
+            return trace.read_grad(self)
         return self._grad
 
     @grad.setter
     def grad(self, value):
-        if _tracing.active() is not None:
-            return _tracing.write_grad(self, value)
+        trace = _tracing.active()
+        if trace is not None:
+            return trace.write_grad(self, value)
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got {type(value).__name__}")
@@ -317,8 +319,9 @@ class Tensor:
     # ---- in-place ----------------------------------------------------------------------------
     def _inplace(self, fn, *args):
         """Run out-of-place fn(self, *args), then make self hold the result (torch's in-place)."""
-        if _tracing.active() is not None:
-            return _tracing.inplace(self, fn, args)
+        trace = _tracing.active()
+        if trace is not None:
+            return trace.inplace(self, fn, args)
         for t in (self,) + args:
             if isinstance(t, Tensor) and t._value is not None:
                 _tracing.escaped(t, "an in-place operation")
