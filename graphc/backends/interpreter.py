@@ -119,7 +119,11 @@ class PlannedInterpreter(Interpreter):
 def _impl(node):
     """A primitive's numpy implementation, or for a kernel node, its body run by an Interpreter."""
     if node.op != "kernel":
-        return PRIMITIVES[node.op].impl
+        p = PRIMITIVES.get(node.op)
+        if p is None or p.impl is None:
+            raise NotImplementedError(f"interp backend: op {node.op!r} has no numpy implementation"
+                                      + (f" (at {node.loc})" if node.loc else ""))
+        return p.impl
     inner = Interpreter(node.body)
     return lambda *arrays, **attrs: inner(list(arrays))
 

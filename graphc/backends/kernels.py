@@ -4,13 +4,46 @@ A backend runs fused, memory-planned graphs: every node a `kernel` with `buffers
 one reshape; an opaque kernel one fold or scatter_add; a matmul kernel one matmul of kernel
 inputs plus an elementwise epilogue over its output shape; a reduction kernel's reductions
 share one (shape, axes) space (the fusion pass guarantees the rest: see fusion._row_aligned).
+
+Elementwise primitives are lowered by each code generator's rule table (rule_table); one with
+no rule on a backend but a decomposition (ops/registry.py) is expanded inside the kernel body
+before codegen (check_kernel), and one with neither fails compiling, naming the op, the
+backend and the user's source line.
 """
 from __future__ import annotations
 
+from ..ops.registry import PRIMITIVES
+
+# The primitives both code generators lower structurally -- by kernel templates and index maps
+# rather than per-op scalar rules: what they implement, so named here (a new movement or
+# reduction primitive is not lowered until a generator handles it and it is added).
 REDUCTIONS = ("sum", "max", "argmax")
 MOVEMENT = ("broadcast_to", "reshape", "permute", "slice", "pad", "concat", "unfold")
 SOURCES = ("iota", "full", "constant", "uniform", "take_along_axis")
 OPAQUE_OPS = ("scatter_add", "fold")
+STRUCTURAL = REDUCTIONS + MOVEMENT + SOURCES + OPAQUE_OPS + ("matmul",)
+
+
+def lowered(elementwise):
+    """The primitives a native backend lowers: its elementwise rule table's and STRUCTURAL."""
+    return set(elementwise) | set(STRUCTURAL)
+
+
+def rule_table(backend):
+    """A code generator's table of elementwise rules, primitive name -> rule, and the decorator
+    that fills it: `@rule("exp", "log")` above a function registers it for both primitives
+    (llvm/scalar.py, cuda/scalar.py). A primitive has one rule per backend."""
+    rules = {}
+
+    def rule(*names):
+        def register(fn):
+            for name in names:
+                if name in rules:
+                    raise ValueError(f"{backend}: a second scalar rule for {name!r}")
+                rules[name] = fn
+            return fn
+        return register
+    return rules, rule
 
 
 def reduction_space(n):
@@ -102,9 +135,55 @@ def epilogue_reads_product_pointwise(k, elementwise):
     return all(tuple(o.type.shape) == shape for o in k.body.outputs)
 
 
-def unsupported(backend, kernel, op, why=""):
+def unsupported(backend, kernel, op, why="", loc=None):
     return NotImplementedError(f"{backend} backend: kernel %{kernel.out.name} ({kernel.attrs.get('kind')}): "
-                               f"op {op!r} is not supported" + (f": {why}" if why else ""))
+                               f"op {op!r} is not supported" + (f": {why}" if why else "")
+                               + (f" (at {loc})" if loc else ""))
+
+
+MAX_EXPANSIONS = 8      # rounds of decomposition inside one kernel body (a decomposition may use
+                        # another primitive the backend lacks, which has its own)
+
+
+def expand_decompositions(body, lowered):
+    """A copy of kernel body `body` in which every node whose primitive is not in `lowered`
+    (the ops the backend generates) and has a decomposition is replaced by the decomposition's
+    primitives, traced on the node's inputs; None when there is nothing to expand. The new
+    nodes keep the node's source location (the user's line)."""
+    from ..ir.graph import Graph
+    from ..tracing import Trace, tracing
+    from .. import autograd as ag
+
+    def expandable(n):
+        p = PRIMITIVES.get(n.op)
+        return n.op not in lowered and p is not None and p.decomposition is not None
+
+    if not any(expandable(n) for n in body.nodes):
+        return None
+    for _ in range(MAX_EXPANSIONS):
+        g = Graph(body.name)
+        env = {v.name: g.add_input(v.type, v.kind, v.label, name=v.name) for v in body.inputs}
+        tr = Trace(g)
+        for n in body.nodes:
+            ins = [env[i.name] for i in n.inputs]
+            if not expandable(n):
+                env[n.out.name] = g.add_node(n.op, ins, n.attrs, n.out.type, name=n.out.name, loc=n.loc)
+                continue
+            first = len(g.nodes)
+            with tracing(tr), ag.no_grad():
+                res = PRIMITIVES[n.op].decomposition(*[tr.tracer(v) for v in ins], **n.attrs)
+            res = tr.value_of(res)
+            if len(g.inputs) != len(body.inputs) or res.type != n.out.type:
+                raise NotImplementedError(f"{n.op}'s decomposition reads a tensor from outside its "
+                                          f"operands or returns {res.type}, not {n.out.type}")
+            for m in g.nodes[first:]:
+                m.loc = n.loc
+            env[n.out.name] = res
+        g.outputs = [env[v.name] for v in body.outputs]
+        body = g
+        if not any(expandable(n) for n in body.nodes):
+            return body
+    raise NotImplementedError(f"decompositions still expanding after {MAX_EXPANSIONS} rounds")
 
 
 def check_kernel(k, backend, elementwise, check_reduction=None):
@@ -131,6 +210,13 @@ def check_kernel(k, backend, elementwise, check_reduction=None):
     allowed = set(elementwise) | set(MOVEMENT) | set(SOURCES)
     if kind == "reduction":
         allowed |= set(REDUCTIONS)
+    elif kind == "matmul":
+        allowed.add("matmul")
+    expanded = expand_decompositions(k.body, allowed)
+    if expanded is not None:        # the kernel node's body, in place: it computes the same values
+        k.body = expanded
+        nodes = expanded.nodes
+    if kind == "reduction":
         reds = [n for n in nodes if n.op in REDUCTIONS]
         spaces = {reduction_space(n) for n in reds}
         if len(spaces) != 1:
@@ -145,12 +231,12 @@ def check_kernel(k, backend, elementwise, check_reduction=None):
             raise unsupported(backend, k, "matmul", "a matmul kernel holds exactly one matmul")
         if any(v.producer is not None for v in mms[0].inputs):
             raise unsupported(backend, k, "matmul", "operands must be kernel inputs (materialised buffers)")
-        allowed.add("matmul")
     elif kind != "pointwise":
         raise unsupported(backend, k, "kernel", f"unknown kernel kind {kind!r}")
     for n in nodes:
         if n.op not in allowed:
-            raise unsupported(backend, k, n.op)
+            raise unsupported(backend, k, n.op, f"the {backend} backend has no rule for it and it has no "
+                              "decomposition", loc=n.loc)
     shapes = {tuple(o.type.shape) for o in k.body.outputs}
     if kind in ("pointwise", "matmul") and len(shapes) > 1:
         raise unsupported(backend, k, "multi-output", f"outputs of different shapes {sorted(shapes)}")

@@ -33,13 +33,13 @@ def _erf(x):
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-def _unary(name, impl, vjp, *, floating=True, saves=("inputs",), doc="", infer=None):
+def _unary(name, impl, vjp, *, floating=True, saves=("inputs",), doc="", infer=None, **record):
     def default_infer(x):
         if floating:
             I.need_float(name, x)
         return x
     infer = infer or default_infer
-    return register(Primitive(name, "elementwise", infer, impl, vjp, arity=1, saves=saves, doc=doc))
+    return register(Primitive(name, "elementwise", infer, impl, vjp, arity=1, saves=saves, doc=doc, **record))
 
 
 def _sigmoid(x):
@@ -55,21 +55,21 @@ def _neg_infer(x):
     return x
 
 
-_unary("neg", np.negative, lambda c, g: (-g,), saves=(), infer=_neg_infer, doc="-x")
+_unary("neg", np.negative, lambda c, g: (-g,), saves=(), infer=_neg_infer, doc="-x", light=True)
 _unary("abs", np.abs, lambda c, g: (g * F.sign(c.inputs[0]),), floating=False, doc="|x|")
 _unary("sign", np.sign, lambda c, g: (F.zeros_like(g),), floating=False, saves=(), doc="-1, 0 or 1")
 _unary("exp", np.exp, lambda c, g: (g * c.out,), saves=("out",))
 _unary("log", np.log, lambda c, g: (g / c.inputs[0],))
 _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), saves=("out",))
 _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out * c.out * c.out * -0.5,),
-       saves=("out",), doc="1/sqrt(x)")
+       saves=("out",), doc="1/sqrt(x)", decomposition=lambda x: 1 / F.sqrt(x))
 _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), saves=("out",))
 _unary("sigmoid", _sigmoid, lambda c, g: (g * c.out * (1 - c.out),), saves=("out",))
 _unary("sin", np.sin, lambda c, g: (g * F.cos(c.inputs[0]),))
 _unary("cos", np.cos, lambda c, g: (-g * F.sin(c.inputs[0]),))
 _unary("erf", _erf, lambda c, g: (g * F.exp(-(c.inputs[0] * c.inputs[0])) * _TWO_OVER_SQRT_PI,))
 _unary("floor", np.floor, lambda c, g: (F.zeros_like(g),), saves=(), doc="round down (zero gradient)")
-_unary("stop_gradient", lambda x: x, None, floating=False, saves=(),
+_unary("stop_gradient", lambda x: x, None, floating=False, saves=(), differentiable=False,
        doc="identity whose gradient is zero (Tensor.detach while tracing)")
 
 
@@ -78,7 +78,8 @@ def _logical_not_infer(x):
     return x
 
 
-register(Primitive("logical_not", "elementwise", _logical_not_infer, np.logical_not, None, arity=1, saves=()))
+register(Primitive("logical_not", "elementwise", _logical_not_infer, np.logical_not, None, arity=1, saves=(),
+                   differentiable=False, light=True))
 
 
 def _cast_infer(x, *, dtype):
@@ -92,7 +93,7 @@ def _cast_vjp(c, g):
 
 register(Primitive("cast", "elementwise", _cast_infer,
                    lambda x, *, dtype: x.astype(dtype.np), _cast_vjp, arity=1, attrs=("dtype",),
-                   saves=(), doc="convert to dtype (float to int truncates toward zero)"))
+                   saves=(), doc="convert to dtype (float to int truncates toward zero)", light=True))
 
 
 # ---- binary ---------------------------------------------------------------------------------
@@ -185,7 +186,8 @@ def _compare(name, impl):
     def infer(a, b):
         I.same(name, a, b)
         return I.tt(a.shape, I.BOOL)
-    register(Primitive(name, "elementwise", infer, impl, None, arity=2, saves=()))
+    register(Primitive(name, "elementwise", infer, impl, None, arity=2, saves=(), differentiable=False,
+                       light=True))
 
 
 for _n, _f in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
@@ -198,7 +200,8 @@ def _logical(name, impl):
         I.same(name, a, b)
         I.need_dtype(name, a, I.BOOL)
         return a
-    register(Primitive(name, "elementwise", infer, impl, None, arity=2, saves=()))
+    register(Primitive(name, "elementwise", infer, impl, None, arity=2, saves=(), differentiable=False,
+                       light=True))
 
 
 _logical("logical_and", np.logical_and)

@@ -9,6 +9,23 @@ A Primitive carries
                                              create_graph=True (higher-order gradients)
   category                                   elementwise | reduction | movement | contraction
                                              | index | constant | random
+  differentiable                             the VJP decision: True with a vjp rule, False where
+                                             the primitive is explicitly not differentiable (bool /
+                                             int outputs, stop_gradient); constant and random
+                                             primitives have no differentiable operand (False)
+  fusion                                     the kind of kernel it roots (passes/fusion.py):
+                                             pointwise | reduction | matmul | opaque; derived
+                                             from the category, None for index primitives
+                                             (fusion.OPAQUE names the opaque ones)
+  light                                      one instruction: every user kernel recomputes it
+                                             instead of reading it from memory (fusion.split_cheap)
+  decomposition(*tensors, **attrs) -> Tensor the op written with other primitives (graphc tensor
+                                             ops); a backend with no rule for the primitive
+                                             expands it inside the kernel (backends/kernels.py)
+
+Backends keep their lowering rules keyed by name (llvm/scalar.py, cuda/scalar.py: RULES);
+docs/extending.md has the recipe for a new primitive; tests/test_op_coverage.py checks that
+every primitive has a VJP decision, a lowering on every backend and a conformance test.
 """
 from __future__ import annotations
 
@@ -16,6 +33,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 CATEGORIES = ("elementwise", "reduction", "movement", "contraction", "index", "constant", "random")
+FUSION_CLASSES = ("pointwise", "reduction", "matmul", "opaque")
+_FUSION_OF_CATEGORY = {"elementwise": "pointwise", "movement": "pointwise", "constant": "pointwise",
+                       "random": "pointwise", "reduction": "reduction", "contraction": "matmul"}
 
 
 @dataclass
@@ -41,10 +61,26 @@ class Primitive:
     saves: tuple = ("inputs",)        # which primal tensors the VJP reads: "inputs", "out"
     doc: str = ""
     extra: dict = field(default_factory=dict)
+    differentiable: bool | None = None  # None with no vjp: undecided (a coverage gap)
+    fusion: str | None = None         # None: from the category
+    light: bool = False
+    decomposition: Callable | None = None
 
     def __post_init__(self):
         if self.category not in CATEGORIES:
             raise ValueError(f"{self.name}: unknown category {self.category!r}")
+        if self.vjp is not None:
+            if self.differentiable is False:
+                raise ValueError(f"{self.name}: a vjp rule, but differentiable=False")
+            self.differentiable = True
+        elif self.differentiable is None and self.category in ("constant", "random"):
+            self.differentiable = False
+        elif self.differentiable:
+            raise ValueError(f"{self.name}: differentiable=True needs a vjp rule")
+        if self.fusion is None:
+            self.fusion = _FUSION_OF_CATEGORY.get(self.category)
+        if self.fusion is not None and self.fusion not in FUSION_CLASSES:
+            raise ValueError(f"{self.name}: unknown fusion class {self.fusion!r}")
 
     def __repr__(self) -> str:
         return f"<primitive {self.name} ({self.category})>"
@@ -58,6 +94,11 @@ def register(p: Primitive) -> Primitive:
         raise ValueError(f"primitive {p.name!r} is defined twice")
     PRIMITIVES[p.name] = p
     return p
+
+
+def unregister(name: str) -> Primitive:
+    """Remove a primitive (tests registering a temporary one)."""
+    return PRIMITIVES.pop(name)
 
 
 def get(name: str) -> Primitive:

@@ -31,21 +31,15 @@ import networkx as nx
 from ..ir.graph import Graph
 from ..ops.registry import PRIMITIVES
 
-REDUCTIONS = ("sum", "max", "argmax")
-OPAQUE = ("fold", "scatter_add")
+OPAQUE = ("fold", "scatter_add")     # index primitives (their records have no fusion class)
 
 
 def node_class(n) -> str:
-    if n.op in REDUCTIONS:
-        return "reduction"
-    if n.op == "matmul":
-        return "matmul"
-    if n.op in OPAQUE or n.op == "kernel":
-        return "opaque"
-    return "pointwise"
-
-
-LIGHT = ("lt", "le", "gt", "ge", "eq", "ne", "logical_not", "logical_and", "logical_or", "cast", "neg")
+    """The kind of kernel node n roots: its primitive's fusion class (ops/registry.py)."""
+    p = PRIMITIVES.get(n.op)
+    if p is not None and p.fusion is not None:
+        return p.fusion
+    return "opaque" if n.op in OPAQUE or n.op == "kernel" else "pointwise"
 
 
 def _cheap(n) -> bool:
@@ -53,7 +47,7 @@ def _cheap(n) -> bool:
     elementwise ops (relu's mask is recomputed in the forward and the backward kernel rather
     than written to memory and read back)."""
     cat = PRIMITIVES[n.op].category if n.op in PRIMITIVES else None
-    return cat == "constant" or (cat == "movement" and n.op != "unfold") or n.op in LIGHT
+    return cat == "constant" or (cat == "movement" and n.op != "unfold") or (cat is not None and PRIMITIVES[n.op].light)
 
 
 def split_cheap(graph: Graph) -> Graph:

@@ -1,5 +1,14 @@
 """Elementwise primitives on scalars: one LLVM instruction sequence per (primitive, dtype).
 
+RULES maps a primitive's name to its rule, registered with @rule("name", ...):
+
+    rule(b, op, dt, out_dt, args, attrs) -> LLVM value
+
+where b is the IRBuilder, op the primitive's name (one function may serve several), dt the
+dtype of the last operand, out_dt the result's, args the operands' register values and attrs
+the node's static attributes. A primitive with no rule here is not lowered by the llvm backend
+(kernels.check_kernel: its decomposition is expanded, or compiling fails naming it).
+
 Semantics follow the numpy implementations in graphc/ops/elementwise.py: Python's floor
 division and remainder (numpy's npy_divmod for floats), NaN-propagating maximum/minimum, a
 numerically stable sigmoid, wrapping integer arithmetic. Integer division by zero is not
@@ -9,14 +18,21 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from .. import kernels as _K
 from . import vecmath as VM
 from .types import F32, F64, I1, I64, const, is_bool, is_float, reg
 
-UNARY = ("neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "sin", "cos",
-         "erf", "floor", "stop_gradient", "logical_not", "cast")
-BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "floor_divide", "remainder",
-          "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or")
-ELEMENTWISE = UNARY + BINARY + ("where",)
+RULES, rule = _K.rule_table("llvm")   # primitive name -> rule(b, op, dt, out_dt, args, attrs)
+ELEMENTWISE = RULES     # the elementwise primitives this backend lowers (codegen, check_kernel)
+
+
+def emit(b: ir.IRBuilder, op, in_dtype, out_dtype, args, attrs):
+    """The LLVM value of elementwise primitive `op` applied to register values `args`."""
+    fn = RULES.get(op)
+    if fn is None:
+        raise NotImplementedError(f"llvm backend: no scalar rule for elementwise primitive {op!r}")
+    return fn(b, op, in_dtype, out_dtype, args, attrs)
+
 
 _INTRINSIC = {"exp": "llvm.exp", "log": "llvm.log", "sqrt": "llvm.sqrt", "sin": "llvm.sin",
               "cos": "llvm.cos", "floor": "llvm.floor", "abs": "llvm.fabs"}
@@ -53,45 +69,66 @@ def _copysign(b, x, y):
     return b.call(function(b.module, f"llvm.copysign.{_sfx(t)}", t, [t, t]), [x, y])
 
 
-def emit(b: ir.IRBuilder, op, in_dtype, out_dtype, args, attrs):
-    """The LLVM value of elementwise primitive `op` applied to register values `args`."""
-    if op in UNARY:
-        return _unary(b, op, in_dtype, out_dtype, args[0], attrs)
-    if op == "where":
-        return b.select(args[0], args[1], args[2])
-    return _binary(b, op, in_dtype, args[0], args[1])
+# ---- unary ----------------------------------------------------------------------------------
+@rule("stop_gradient")
+def _identity(b, op, dt, out_dt, args, attrs):
+    return args[0]
 
 
-def _unary(b, op, dt, out_dt, x, attrs):
-    fl = is_float(dt)
-    if op == "stop_gradient":
+@rule("logical_not")
+def _logical_not(b, op, dt, out_dt, args, attrs):
+    return b.xor(args[0], ir.Constant(I1, 1))
+
+
+@rule("cast")
+def _cast(b, op, dt, out_dt, args, attrs):
+    return cast(b, args[0], dt, out_dt)
+
+
+@rule("neg")
+def _neg(b, op, dt, out_dt, args, attrs):
+    x = args[0]
+    return b.fneg(x) if is_float(dt) else b.sub(ir.Constant(x.type, 0), x)
+
+
+@rule("abs")
+def _abs(b, op, dt, out_dt, args, attrs):
+    x = args[0]
+    if is_float(dt):
+        return _math(b, "abs", x)
+    if is_bool(dt):
         return x
-    if op == "logical_not":
-        return b.xor(x, ir.Constant(I1, 1))
-    if op == "cast":
-        return cast(b, x, dt, out_dt)
-    if op == "neg":
-        return b.fneg(x) if fl else b.sub(ir.Constant(x.type, 0), x)
-    if op == "abs":
-        if fl:
-            return _math(b, "abs", x)
-        if is_bool(dt):
-            return x
-        return b.select(b.icmp_signed("<", x, const(dt, 0)), b.sub(const(dt, 0), x), x)
-    if op == "sign":
-        if is_bool(dt):
-            return x
-        if fl:
-            one, mone = const(dt, 1.0), const(dt, -1.0)
-            return b.select(b.fcmp_ordered(">", x, const(dt, 0.0)), one,
-                            b.select(b.fcmp_ordered("<", x, const(dt, 0.0)), mone, x))
-        return b.select(b.icmp_signed(">", x, const(dt, 0)), const(dt, 1),
-                        b.select(b.icmp_signed("<", x, const(dt, 0)), const(dt, -1), const(dt, 0)))
-    if not fl:
+    return b.select(b.icmp_signed("<", x, const(dt, 0)), b.sub(const(dt, 0), x), x)
+
+
+@rule("sign")
+def _sign(b, op, dt, out_dt, args, attrs):
+    x = args[0]
+    if is_bool(dt):
+        return x
+    if is_float(dt):
+        one, mone = const(dt, 1.0), const(dt, -1.0)
+        return b.select(b.fcmp_ordered(">", x, const(dt, 0.0)), one,
+                        b.select(b.fcmp_ordered("<", x, const(dt, 0.0)), mone, x))
+    return b.select(b.icmp_signed(">", x, const(dt, 0)), const(dt, 1),
+                    b.select(b.icmp_signed("<", x, const(dt, 0)), const(dt, -1), const(dt, 0)))
+
+
+def _need_float(op, dt):
+    if not is_float(dt):
         raise NotImplementedError(f"{op} on {dt.name}")
-    if op == "rsqrt":
-        return b.fdiv(const(dt, 1.0), _math(b, "sqrt", x))
-    return _math(b, op, x)
+
+
+@rule("exp", "log", "sqrt", "tanh", "sigmoid", "sin", "cos", "erf", "floor")
+def _float_math(b, op, dt, out_dt, args, attrs):
+    _need_float(op, dt)
+    return _math(b, op, args[0])
+
+
+@rule("rsqrt")
+def _rsqrt(b, op, dt, out_dt, args, attrs):
+    _need_float(op, dt)
+    return b.fdiv(const(dt, 1.0), _math(b, "sqrt", args[0]))
 
 
 def cast(b, x, src, dst):
@@ -113,44 +150,65 @@ def cast(b, x, src, dst):
     return b.call(fn, [x])
 
 
+# ---- binary ---------------------------------------------------------------------------------
 _FCMP = {"lt": ("<", True), "le": ("<=", True), "gt": (">", True), "ge": (">=", True),
          "eq": ("==", True), "ne": ("!=", False)}
 _ICMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
 
-def _binary(b, op, dt, x, y):
-    fl = is_float(dt)
-    if op in _FCMP:
-        if fl:
-            sym, ordered = _FCMP[op]
-            return b.fcmp_ordered(sym, x, y) if ordered else b.fcmp_unordered(sym, x, y)
-        if is_bool(dt):
-            return b.icmp_unsigned(_ICMP[op], x, y)
-        return b.icmp_signed(_ICMP[op], x, y)
-    if op == "logical_and":
-        return b.and_(x, y)
-    if op == "logical_or":
-        return b.or_(x, y)
-    if op in ("add", "sub", "mul", "div"):
-        if fl:       # no fast-math flags (no `contract`): each op rounds as numpy's does, so a value
-            # recomputed in two loops (amax(t) and eq(t, amax(t))) is bit-identical (docs/numerics.md)
-            return {"add": b.fadd, "sub": b.fsub, "mul": b.fmul, "div": b.fdiv}[op](x, y)
-        if op == "div":
-            raise NotImplementedError("div on integers")
-        return {"add": b.add, "sub": b.sub, "mul": b.mul}[op](x, y)
-    if op in ("maximum", "minimum"):
-        if fl:   # numpy: (a >= b || isnan(a)) ? a : b  -- NaN propagates from either side
-            keep_a = b.or_(b.fcmp_ordered(">=" if op == "maximum" else "<=", x, y),
-                           b.fcmp_unordered("uno", x, x))
-            return b.select(keep_a, x, y)
-        return b.select(b.icmp_signed(">=" if op == "maximum" else "<=", x, y), x, y)
-    if op == "pow":
-        if fl:
-            return b.call(function(b.module, f"llvm.pow.{_sfx(x.type)}", x.type, [x.type, x.type]), [x, y])
-        return _ipow(b, x, y)
-    if op in ("floor_divide", "remainder"):
-        return (_fdivmod if fl else _idivmod)(b, op, x, y)
-    raise NotImplementedError(op)
+@rule(*_FCMP)
+def _compare(b, op, dt, out_dt, args, attrs):
+    x, y = args
+    if is_float(dt):
+        sym, ordered = _FCMP[op]
+        return b.fcmp_ordered(sym, x, y) if ordered else b.fcmp_unordered(sym, x, y)
+    if is_bool(dt):
+        return b.icmp_unsigned(_ICMP[op], x, y)
+    return b.icmp_signed(_ICMP[op], x, y)
+
+
+@rule("logical_and", "logical_or")
+def _logical(b, op, dt, out_dt, args, attrs):
+    return (b.and_ if op == "logical_and" else b.or_)(*args)
+
+
+@rule("add", "sub", "mul", "div")
+def _arith(b, op, dt, out_dt, args, attrs):
+    x, y = args
+    if is_float(dt):     # no fast-math flags (no `contract`): each op rounds as numpy's does, so a value
+        # recomputed in two loops (amax(t) and eq(t, amax(t))) is bit-identical (docs/numerics.md)
+        return {"add": b.fadd, "sub": b.fsub, "mul": b.fmul, "div": b.fdiv}[op](x, y)
+    if op == "div":
+        raise NotImplementedError("div on integers")
+    return {"add": b.add, "sub": b.sub, "mul": b.mul}[op](x, y)
+
+
+@rule("maximum", "minimum")
+def _minmax(b, op, dt, out_dt, args, attrs):
+    x, y = args
+    if is_float(dt):   # numpy: (a >= b || isnan(a)) ? a : b  -- NaN propagates from either side
+        keep_a = b.or_(b.fcmp_ordered(">=" if op == "maximum" else "<=", x, y),
+                       b.fcmp_unordered("uno", x, x))
+        return b.select(keep_a, x, y)
+    return b.select(b.icmp_signed(">=" if op == "maximum" else "<=", x, y), x, y)
+
+
+@rule("pow")
+def _pow(b, op, dt, out_dt, args, attrs):
+    x, y = args
+    if is_float(dt):
+        return b.call(function(b.module, f"llvm.pow.{_sfx(x.type)}", x.type, [x.type, x.type]), [x, y])
+    return _ipow(b, x, y)
+
+
+@rule("floor_divide", "remainder")
+def _divmod(b, op, dt, out_dt, args, attrs):
+    return (_fdivmod if is_float(dt) else _idivmod)(b, op, *args)
+
+
+@rule("where")
+def _where(b, op, dt, out_dt, args, attrs):
+    return b.select(args[0], args[1], args[2])
 
 
 def _ipow(b, x, e):
