@@ -1,0 +1,198 @@
+"""Every primitive is complete: walks the registry (graphc/ops/registry.py) and names each gap.
+
+For each primitive:
+  VJP decision   differentiable is True (a vjp rule) or False (explicitly not differentiable)
+  lowering       on every backend: interp runs the record's numpy impl; llvm and cuda have a
+                 scalar rule (llvm/scalar.py, cuda/scalar.py RULES) or lower it structurally
+                 (backends/kernels.py STRUCTURAL: movement, sources, reductions, matmul,
+                 opaque) -- or the primitive has a decomposition they expand
+  conformance    tested: numpy-reference cases in tests/test_primitives.py (CASES, run by
+                 test_primitive), gradient cases in tests/test_gradients.py (GRAD_CASES, run by
+                 test_primitive_vjp) when differentiable, and a backend test that builds it on
+                 llvm (tests/test_llvm.py) and on cuda (tests/cuda_sim_cases.py, the simulator):
+                 the primitive's name as a string in a test function or a module-level list
+                 there (the op of a `node(g, op, ...)`, or of a node in IR text it parses)
+
+test_report lists what covers every primitive (pytest -s); a new primitive registered without
+rules or tests fails here, naming what it lacks (test_a_new_primitive_without_rules_is_a_gap).
+"""
+import ast
+import importlib.util
+import pathlib
+import re
+
+import pytest
+
+import graphc  # noqa: F401  (registers every primitive)
+from graphc.backends import kernels as K
+from graphc.backends.cuda import scalar as CS
+from graphc.backends.llvm import scalar as LS
+from graphc.ops.registry import PRIMITIVES, Primitive, register, unregister
+
+TESTS = pathlib.Path(__file__).parent
+BACKEND_TESTS = {"llvm": "test_llvm.py", "cuda": "cuda_sim_cases.py"}
+
+# Gaps known and owned elsewhere: (primitive, check) -> why. The test fails if one is fixed
+# (remove it here) as much as on a new gap.
+KNOWN_GAPS = {
+    ("argmax", "vjp decision"): "graphc/ops/reduction.py (mid-split by another change) should pass "
+                                "differentiable=False: its output is int64",
+}
+
+
+def _load(filename):
+    spec = importlib.util.spec_from_file_location(f"_coverage_{filename[:-3]}", TESTS / filename)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _strings_by_place(filename):
+    """String literal -> [test function or module-level name holding it] in a test file."""
+    tree = ast.parse((TESTS / filename).read_text())
+    found = {}
+    for top in tree.body:
+        if isinstance(top, ast.FunctionDef) and top.name.startswith("test_"):
+            place = top.name
+        elif isinstance(top, ast.Assign) and isinstance(top.targets[0], ast.Name):
+            place = top.targets[0].id
+        else:
+            continue
+        for n in ast.walk(top):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str):
+                # the string itself (an op name), and the ops of graph text in it (parse_graph)
+                for op in {n.value, *_IR_OP.findall(n.value)}:
+                    found.setdefault(op, [])
+                    if place not in found[op]:
+                        found[op].append(place)
+    return found
+
+
+_IR_OP = re.compile(r"= ([a-z_][a-z0-9_]*)\(")      # `%3: f32[2,4] = add(%0, %1)` in IR text
+_CACHE = {}
+
+
+def _coverage_sources():
+    if not _CACHE:
+        _CACHE["cases"] = set(_load("test_primitives.py").CASES)
+        _CACHE["grads"] = set(_load("test_gradients.py").GRAD_CASES)
+        for be, f in BACKEND_TESTS.items():
+            _CACHE[be] = _strings_by_place(f)
+    return _CACHE
+
+
+def lowering(p, backend):
+    """How `backend` lowers primitive p: 'impl', 'rule', 'structural', 'decomposition', or None."""
+    if backend == "interp":
+        return "impl" if callable(p.impl) else "decomposition" if p.decomposition else None
+    rules = {"llvm": LS.RULES, "cuda": CS.RULES}[backend]
+    if p.name in rules:
+        return "rule"
+    if p.name in K.STRUCTURAL:
+        return "structural"
+    return "decomposition" if p.decomposition is not None else None
+
+
+def conformance(p):
+    """check -> the tests covering primitive p (empty where none does)."""
+    src = _coverage_sources()
+    res = {"numpy reference": ["tests/test_primitives.py::test_primitive"] if p.name in src["cases"] else []}
+    if p.differentiable:
+        res["gradient"] = ["tests/test_gradients.py::test_primitive_vjp"] if p.name in src["grads"] else []
+    for be, f in BACKEND_TESTS.items():
+        res[f"{be} test"] = [f"tests/{f}::{place}" for place in src[be].get(p.name, [])]
+    return res
+
+
+def gaps(primitives=None):
+    """{(primitive, check): what is missing} over the registry."""
+    out = {}
+    for p in (primitives or PRIMITIVES).values():
+        if p.differentiable is None:
+            out[(p.name, "vjp decision")] = "no vjp rule and not declared differentiable=False"
+        for be in ("interp", "llvm", "cuda"):
+            if lowering(p, be) is None:
+                out[(p.name, f"lowering on {be}")] = f"no {be} rule and no decomposition"
+        for check, where in conformance(p).items():
+            if not where:
+                out[(p.name, f"conformance: {check}")] = "no test names it"
+    return out
+
+
+def _describe(found):
+    return "\n".join(f"  {name}: {check}: {why}" for (name, check), why in sorted(found.items()))
+
+
+def test_every_primitive_is_complete():
+    found = gaps()
+    new = {k: v for k, v in found.items() if k not in KNOWN_GAPS}
+    fixed = [k for k in KNOWN_GAPS if k not in found]
+    assert not new, "primitives with gaps:\n" + _describe(new)
+    assert not fixed, f"known gaps that are fixed now (remove them from KNOWN_GAPS): {fixed}"
+
+
+def test_report():
+    """What covers each primitive (pytest -s tests/test_op_coverage.py::test_report)."""
+    lines = []
+    for p in PRIMITIVES.values():
+        low = ", ".join(f"{be}={lowering(p, be)}" for be in ("interp", "llvm", "cuda"))
+        cov = "; ".join(f"{c}: {' '.join(w) or '-'}" for c, w in conformance(p).items())
+        lines.append(f"{p.name}: differentiable={p.differentiable} fusion={p.fusion} {low}; {cov}")
+    print("\n" + "\n".join(lines))
+    assert len(lines) == len(PRIMITIVES)
+
+
+@pytest.fixture
+def dummy():
+    """A primitive registered without any rule or test, removed afterwards."""
+    import numpy as np
+    p = register(Primitive("coverage_dummy", "elementwise", lambda x: x, np.negative, None, arity=1))
+    try:
+        yield p
+    finally:
+        unregister("coverage_dummy")
+    assert "coverage_dummy" not in PRIMITIVES
+
+
+def test_a_new_primitive_without_rules_is_a_gap(dummy):
+    found = gaps({dummy.name: dummy})
+    assert set(found) == {("coverage_dummy", c) for c in (
+        "vjp decision", "lowering on llvm", "lowering on cuda", "conformance: numpy reference",
+        "conformance: llvm test", "conformance: cuda test")}, _describe(found)
+    assert ("coverage_dummy", "vjp decision") in gaps()       # and the registry walk sees it
+
+
+def test_a_decomposition_counts_as_a_lowering(dummy):
+    dummy.decomposition = lambda x: -x
+    assert lowering(dummy, "llvm") == lowering(dummy, "cuda") == "decomposition"
+
+
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
+def test_no_rule_and_no_decomposition_fails_compiling_naming_op_backend_and_line(dummy, backend):
+    import numpy as np
+    import graphc as gc
+    from graphc.tensor import apply
+
+    def f(x):
+        return apply("coverage_dummy", x * 2) + 1     # the line the error names
+
+    if backend == "interp":     # the interpreter runs the record's impl: it has a lowering
+        np.testing.assert_array_equal(gc.compile(f, backend="interp")(gc.tensor(np.ones(3, np.float32))).numpy(),
+                                      np.full(3, -1.0, np.float32))
+        return
+    with pytest.raises(NotImplementedError) as e:
+        gc.compile(f, backend=backend)(gc.tensor(np.ones(3, np.float32)))
+    msg = str(e.value)
+    assert "'coverage_dummy'" in msg and f"{backend} backend" in msg and "test_op_coverage.py:" in msg, msg
+
+
+def test_a_backend_without_a_rule_expands_the_decomposition(monkeypatch):
+    """rsqrt's decomposition (1 / sqrt(x)) stands in where a backend has no rsqrt rule."""
+    import numpy as np
+    import graphc as gc
+    monkeypatch.delitem(LS.RULES, "rsqrt")
+    x = np.linspace(0.5, 3.0, 12, dtype=np.float32).reshape(3, 4)
+    f = gc.compile(lambda t: (t.rsqrt() * 2).sum(1), backend="llvm")
+    np.testing.assert_allclose(f(gc.tensor(x)).numpy(), (2 / np.sqrt(x)).sum(1), rtol=1e-6)
+    body = f.entry(gc.tensor(x)).fn.passes.final.nodes[0].body
+    assert "rsqrt" not in [n.op for n in body.nodes] and "sqrt" in [n.op for n in body.nodes]
