@@ -6,15 +6,16 @@ process, medians of --repeat interleaved runs, compile times (cold, warm) and th
 
 Every framework runs with its library's default threads (all cores, as the issue's reference
 numbers were taken), or --threads N each. Between one framework's timed block and the next the
-bench waits 0.15 s, so the previous framework's spinning worker threads (OpenBLAS spins ~0.1 s
-after a call) have gone to sleep instead of competing for the cores (graphc/bench.py:
-time_interleaved).
+bench waits 0.3 s, so the previous framework's spinning worker threads (OpenBLAS spins ~0.1 s
+after a call, OpenMP runtimes up to 0.2 s) have gone to sleep instead of competing for the
+cores (graphc/bench/timing.py: time_interleaved).
 
-Columns (graphc/bench.py): graphc eager, graphc compiled (llvm), numpy by hand, torch eager,
-torch.compile, jax.jit (the last three when installed), and ln_gelu's copy floor (np.copyto of x
-into a preallocated y). Every implementation starts from the same weights and the bench checks
-that their outputs agree before timing. The targets section gives each issue-5 target with the
-measured ratio and PASS/FAIL (n/a where a column it needs is missing).
+Columns: graphc eager and graphc compiled (llvm) from the package (graphc/bench/), and the
+peers of this folder's peers/: numpy by hand, torch eager, torch.compile and jax.jit (the last
+three when installed); ln_gelu's copy floor (x's bytes read and written at the copy bandwidth
+measured in the run) and np.copyto of x. Every implementation starts from the same weights and
+the bench checks that their outputs agree before timing. The targets section gives each issue-5
+target with the measured ratio and PASS/FAIL (n/a where a column it needs is missing).
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ if _THREADS > 0:
     for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_v] = str(_THREADS)
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.join(HERE, "peers")          # numpy by hand, torch, torch.compile, jax.jit
+sys.path.insert(0, os.path.dirname(HERE))
 
 from graphc import bench  # noqa: E402
 
@@ -82,7 +85,8 @@ def main(argv=None) -> int:
         p.error(f"unknown workload(s) {', '.join(unknown)}; workloads: {', '.join(bench.WORKLOADS)}")
     env = environment()
     rows = bench.run(a.names or None, backend=a.backend, repeat=a.repeat, progress=not a.json,
-                     torch_compile=not a.no_torch_compile, jax=not a.no_jax, compile_times=not a.no_compile_times)
+                     torch_compile=not a.no_torch_compile, jax=not a.no_jax, compile_times=not a.no_compile_times,
+                     peers=PEERS)
     ts = bench.targets(rows)
     if a.json:
         env["threads"] = a.threads or "library defaults"

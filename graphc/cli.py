@@ -5,7 +5,8 @@
     graphc viz       FILE.py:FUNCTION --out graph.svg [--stage S] [--collapse]
     graphc report    FILE.py:FUNCTION --out report.html
     graphc explain   FILE.py:FUNCTION [--calls N]
-    graphc bench     [NAME ...] [--backend B] [--repeat N] [--json] [--plot bench.png] [--compile-times] [--threads N]
+    graphc bench     [NAME ...] [--backend B] [--repeat N] [--json] [--plot bench.png] [--compile-times]
+                     [--threads N] [--peers PATH]
 
 FILE.py:FUNCTION names a function in a Python file: a compiled one (gc.compile / @gc.compile)
 or a plain one (compiled here, with --backend). The file says what to call it with, by either
@@ -196,10 +197,15 @@ def cmd_bench(a):
     unknown = [n for n in a.names if n not in bench.WORKLOADS]
     if unknown:
         raise UsageError(f"unknown workload(s) {', '.join(unknown)}; workloads: {', '.join(bench.WORKLOADS)}")
+    try:
+        peers = bench.load_peers(a.peers)
+    except (OSError, ImportError) as e:
+        raise UsageError(f"--peers {a.peers}: {e}") from None
     if a.threads:
         bench.limit_threads(a.threads)
     rows = bench.run(a.names or None, backend=a.backend, repeat=a.repeat, others=not a.no_others,
-                     progress=not a.json, torch_compile=not a.no_torch_compile, compile_times=a.compile_times)
+                     progress=not a.json, torch_compile=not a.no_torch_compile, compile_times=a.compile_times,
+                     peers=peers)
     if a.plot:
         bench.bar_chart(rows, a.plot)
     if a.json:
@@ -325,8 +331,9 @@ def build_parser():
 
     s = sub.add_parser("bench", help="eager vs compiled benchmark suite",
                        description="Side by side in one process, medians and ratios per workload: graphc "
-                       "eager, graphc compiled, numpy by hand, and torch eager, torch.compile and jax.jit "
-                       "when installed (the issue-5 run with targets: python bench/llvm.py)."
+                       "eager, graphc compiled, and the peers: numpy by hand, and torch eager, torch.compile "
+                       "and jax.jit when installed (the repository's bench/peers; --peers PATH). The issue-5 "
+                       "run with targets: python bench/llvm.py."
                        "\n\nworkloads:\n" + "\n".join(
                            f"  {n:18s} {f.doc}" for n, f in bench.WORKLOADS.items()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -342,6 +349,10 @@ def build_parser():
                    help="cap every framework at N CPU threads (default 0: each library's default)")
     s.add_argument("--compile-times", action="store_true",
                    help="also measure graphc compile time, cold and warm (fresh subprocesses on a new disk cache)")
+    s.add_argument("--peers", default=None, metavar="PATH",
+                   help="where the numpy / torch / torch.compile / jax implementations are: a folder like "
+                        "the repository's bench/peers (or bench/ itself); default: bench/peers next to the "
+                        "graphc package when it exists; '' for none (graphc's columns only)")
     s.add_argument("--list", action="store_true", help="list the workloads and exit")
     s.set_defaults(func=cmd_bench)
     return p

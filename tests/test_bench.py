@@ -1,7 +1,8 @@
-"""graphc/bench.py and bench/llvm.py: the implementations agree with graphc eager (numerical
-checks on small sizes), the harness builds its rows, the targets are judged right. No test here
-asserts on a time. The torch.compile column runs only with GRAPHC_TEST_TORCH_COMPILE=1 (its first
-call compiles for tens of seconds); its failure path is tested without compiling."""
+"""graphc/bench/, its peers (bench/peers/) and bench/llvm.py: the implementations agree with
+graphc eager (numerical checks on small sizes), the harness builds its rows, the peers are found
+(or their absence reported), the targets are judged right. No test here asserts on a time. The
+torch.compile column runs only with GRAPHC_TEST_TORCH_COMPILE=1 (its first call compiles for tens
+of seconds); its failure path is tested without compiling."""
 from __future__ import annotations
 
 import importlib.util
@@ -119,12 +120,13 @@ def test_harness_rows_and_table(tiny):
 
 
 def test_harness_reports_a_disagreement(tiny, monkeypatch):
-    good = bench._NUMPY["ln_gelu"]
+    peers = bench.load_peers()
+    good = peers.impls["numpy"]
 
-    def off(state):
-        im = good(state)
+    def off(family, state):
+        im = good(family, state)
         return bench.Impl(lambda: im.call() * np.float32(1.01))
-    monkeypatch.setitem(bench._NUMPY, "ln_gelu", off)
+    monkeypatch.setitem(peers.impls, "numpy", off)
     row = bench.run_one("tiny_ln_gelu", backend="interp", repeat=1, others=False)
     assert set(row["mismatch"]) == {"numpy"} and row["mismatch"]["numpy"] > bench.TOL
     assert "MISMATCH" in bench.table([row])
@@ -134,7 +136,7 @@ def test_harness_reports_a_disagreement(tiny, monkeypatch):
 def test_torch_compile_failure_is_reported_not_raised(tiny, monkeypatch):
     def broken(f):
         raise RuntimeError("no C++ compiler\nmore detail")
-    monkeypatch.setattr(bench, "_torch_compile", broken)
+    monkeypatch.setattr(bench.load_peers().module.torch_steps, "_torch_compile", broken)
     row = bench.run_one("tiny_ln_gelu", backend="interp", repeat=1, jax=False)
     assert row["torch_compile_error"] == "RuntimeError: no C++ compiler" and "torch_compile_ms" not in row
     assert "torch_ms" in row
@@ -148,6 +150,74 @@ def test_torch_compile_column(tiny):
     row = bench.run_one("tiny_ln_gelu", backend="interp", repeat=2, jax=False)
     assert "torch_compile_error" not in row, row.get("torch_compile_error")
     assert row["torch_compile_ms"] > 0 and row["max_rel_err"]["torch_compile"] <= bench.TOL
+
+
+def test_peers_default_to_the_repositorys_bench_folder():
+    p = bench.load_peers()
+    assert bench.default_peers_path() == os.path.join(ROOT, "bench", "peers") == p.path
+    assert set(p.impls) == set(bench.PEER_COLUMNS) and p.missing is None
+    assert bench.load_peers(os.path.join(ROOT, "bench")) is p          # bench/ itself names the same
+    with pytest.raises(FileNotFoundError):
+        bench.load_peers(os.path.join(ROOT, "no-such-folder"))
+
+
+def test_without_peers_graphc_columns_only(tiny, monkeypatch):
+    """An installed graphc without the repository: no bench/peers next to the package."""
+    monkeypatch.setattr(bench.peers, "default_path", lambda: None)
+    missing = bench.load_peers()
+    assert not missing and "--peers PATH" in missing.missing
+    row = bench.run_one("tiny_ln_gelu", backend="interp", repeat=1)
+    assert row["peers"] is None and row["peers_missing"] == missing.missing
+    assert row["eager_ms"] > 0 and row["compiled_ms"] > 0 and "copy_floor_ms" in row
+    assert not any(f"{c}_ms" in row or f"{c}_error" in row for c in bench.PEER_COLUMNS)
+    text = bench.table([row])
+    assert "peers not available" in text and "numpy ms" not in text and "graphc compiled ms" in text
+    assert bench.run_one("tiny_ln_gelu", backend="interp", repeat=1, peers="")["peers_missing"] == "--peers ''"
+
+
+def test_peers_from_a_file(tmp_path, tiny):
+    f = tmp_path / "mine.py"
+    f.write_text("from graphc.bench import Impl\nimport numpy as np\n"
+                 "IMPLS = {'numpy': lambda family, state: Impl(lambda: np.zeros(1))}\n")
+    row = bench.run_one("tiny_ln_gelu", backend="interp", repeat=1, peers=str(f))
+    assert row["peers"] == str(f) and set(row["mismatch"]) == {"numpy"}    # the wrong shape, reported
+    (tmp_path / "bad.py").write_text("X = 1\n")
+    with pytest.raises(ImportError):
+        bench.load_peers(str(tmp_path / "bad.py"))
+
+
+def test_graphc_bench_command_peers_option():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "graphc", "bench", "mlp_infer_b1024", "--repeat", "1", "--plot", "",
+           "--backend", "interp"]
+    r = subprocess.run(cmd + ["--peers", ""], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "peers not available" in r.stdout and "numpy ms" not in r.stdout and "graphc compiled ms" in r.stdout
+    r = subprocess.run(cmd + ["--peers", os.path.join(ROOT, "nope")], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "no peer implementations" in r.stderr
+
+
+def test_the_package_imports_neither_torch_nor_jax():
+    """Not at module level anywhere in graphc/ (the peers that use them live in bench/peers/), and
+    not by importing graphc, its bench suite, the command line or the peers."""
+    import ast
+    for d, _, fs in os.walk(os.path.join(ROOT, "graphc")):
+        for f in fs:
+            if not f.endswith(".py"):
+                continue
+            tree = ast.parse(open(os.path.join(d, f), encoding="utf-8").read())
+            top = [n for b in tree.body for n in ast.walk(b)
+                   if isinstance(b, (ast.Import, ast.ImportFrom, ast.If, ast.Try))]
+            for n in top:
+                mods = [a.name for a in n.names] if isinstance(n, ast.Import) else \
+                    [n.module or ""] if isinstance(n, ast.ImportFrom) and not n.level else []
+                assert not any(m.split(".")[0] in ("torch", "jax") for m in mods), (d, f, n.lineno)
+    code = ("import sys, graphc, graphc.bench as b, graphc.cli as c; c.build_parser(); b.load_peers()\n"
+            "print(sorted(m for m in ('torch', 'jax') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr[-3000:]
 
 
 def test_compile_probe_counts_the_tracing_calls(tiny):

@@ -10,10 +10,7 @@ Every figure is a median; `mlp` interleaves the thread counts in rounds within o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -118,12 +115,9 @@ print(json.dumps({"compile_ms": exe.compile_ms, "cache_hit": exe.cache_hit}))
 
 
 def compile_times():
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, GRAPHC_CACHE_DIR=d)
-        res = []
-        for _ in range(3):
-            out = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, check=True)
-            res.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    """The mlp step's executable built in fresh processes on one new disk cache: cold, then warm."""
+    from graphc.bench.compile_time import fresh_processes
+    res = fresh_processes(_COMPILE, runs=3)
     r = {"cold ms (step graph)": res[0]["compile_ms"], "cold hit": res[0]["cache_hit"],
          "warm ms": float(np.median([x["compile_ms"] for x in res[1:]])), "warm hit": res[1]["cache_hit"]}
     print(json.dumps(r))
