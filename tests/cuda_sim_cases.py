@@ -226,8 +226,15 @@ def test_casts_bool_ops_where():
     check(g)
 
 
+@pytest.mark.parametrize("dt", [_dt.float32, _dt.float64])
+def test_float_binary(dt):
+    g = _graph(["atan2"], dt, (2, 4), 2)
+    p = plan(g)
+    check(p, inputs_for(p), planned=True, rtol=3e-7 if dt is _dt.float32 else 1e-15)
+
+
 def test_special_float_values():
-    g = _graph(["maximum", "minimum", "floor_divide", "remainder", "div"], _dt.float64, (8,), 2)
+    g = _graph(["maximum", "minimum", "floor_divide", "remainder", "div", "atan2"], _dt.float64, (8,), 2)
     g2 = _graph(["sigmoid", "sign", "abs", "floor", "tanh"], _dt.float64, (8,), 1)
     vals = np.array([np.nan, np.inf, -np.inf, 0.0, 1.5, -2.5, 7.0, -3.0])
     check(g, [vals.copy(), np.roll(vals, 3)])

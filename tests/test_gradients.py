@@ -68,6 +68,7 @@ GRAD_CASES = {
     "maximum": [(lambda a, b: apply("maximum", a, b), [T((3, 4)), T((3, 4), 1)])],
     "floor_divide": [(lambda a, b: apply("floor_divide", a, b) + a * b, [T((3, 4)), away((3, 4), 1)])],
     "remainder": [(lambda a, b: apply("remainder", a, b), [T((3, 4)), away((3, 4), 1)])],
+    "atan2": [(lambda a, b: apply("atan2", a, b), [T((3, 4)), T((3, 4), 1)])],
     "floor": [(lambda x: apply("floor", x) + x * x, [T((3, 4))])],
     "minimum": [(lambda a, b: apply("minimum", a, b), [T((3, 4)), T((3, 4), 1)])],
     "where": [(lambda a, b: apply("where", gc.tensor(R(5).integers(0, 2, (3, 4)).astype(bool)), a, b),

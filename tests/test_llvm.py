@@ -181,11 +181,23 @@ def test_bool_ops_and_casts():
         check(g)
 
 
+@pytest.mark.parametrize("dt", [_dt.float32, _dt.float64])
+def test_float_binary(dt):
+    for shape in SHAPES:
+        g = Graph("b")
+        x = g.add_input(TensorType(shape, dt), label="x")
+        y = g.add_input(TensorType(shape, dt), label="y")
+        g.outputs = [node(g, "atan2", [x, y])]
+        p = plan(g)
+        check(p, inputs_for(p), planned=True, rtol=2e-7 if dt is _dt.float32 else 1e-15)
+
+
 def test_special_float_values():
     g = Graph("s")
     x = g.add_input(TensorType((12,), _dt.float64), label="x")
     y = g.add_input(TensorType((12,), _dt.float64), label="y")
-    g.outputs = [node(g, op, [x, y]) for op in ("maximum", "minimum", "floor_divide", "remainder", "pow", "div")]
+    g.outputs = [node(g, op, [x, y]) for op in ("maximum", "minimum", "floor_divide", "remainder", "pow", "div",
+                                                "atan2")]
     g.outputs += [node(g, op, [x]) for op in ("sigmoid", "sign", "abs", "floor", "tanh", "erf")]
     vals = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.5, 7.0, -7.0, 1e308, -3.0, 2.0])
     check(g, [vals.copy(), np.roll(vals, 3)])

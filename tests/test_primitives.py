@@ -135,6 +135,19 @@ for _n, (_ref, _dts) in _BIN.items():
     case(_n, [arr((3,), F32), arr((1,), F32)], raises=TypeError)
     case(_n, [arr((2, 3), F32), arr((3, 2), F32)], raises=TypeError)
 case("div", [arr((3,), I64), arr((3,), I64)], raises=TypeError)
+
+_atan2_ref = np.vectorize(math.atan2, otypes=[np.float64])
+for _dt in FLOATS:
+    for _s in SHAPES:
+        _a, _b = arr(_s, _dt, 5), arr(_s, _dt, 6)
+        case("atan2", [_a, _b], want=_atan2_ref(_a, _b).astype(_dt), tol=2e-7 if _dt == F32 else 1e-15)
+_v = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan])
+_a, _b = np.repeat(_v, 7), np.tile(_v, 7)
+case("atan2", [_a, _b], want=_atan2_ref(_a, _b))           # signed zeros, infinities, NaN: C's atan2
+for _dt in (I64, B):
+    case("atan2", [arr((3,), _dt), arr((3,), _dt)], raises=TypeError)
+case("atan2", [arr((3,), F32), arr((3,), F64)], raises=TypeError)
+case("atan2", [arr((3,), F32), arr((1,), F32)], raises=TypeError)
 case("div", [np.array([1.0, -1.0, 0.0]), np.zeros(3)], want=np.array([np.inf, -np.inf, np.nan]))
 case("maximum", [np.array([np.nan, 1.0]), np.array([0.0, np.nan])], want=np.array([np.nan, np.nan]))
 

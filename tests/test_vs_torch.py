@@ -169,6 +169,25 @@ def test_binary(name, gfn, tfn, gen, sa, sb, dt):
     check(gfn, tfn, [gen(sa, 1), gen(sb, 2)], dt)
 
 
+@pytest.mark.parametrize("backend", [None, "interp", "llvm"])
+def test_atan2(backend):
+    """The primitive (no user-level function yet: same shape and dtype operands) against
+    torch.atan2: every quadrant, the axes, signed zeros, infinities, NaN; and its gradient."""
+    from graphc.tensor import apply
+    v = np.array([0.0, -0.0, 0.5, -0.5, 3.0, -3.0, 1e-30, np.inf, -np.inf, np.nan])
+    a, b = np.repeat(v, len(v)), np.tile(v, len(v))
+    for dt in ("f32", "f64"):
+        fn = lambda y, x: apply("atan2", y, x)
+        if backend:
+            fn = gc.compile(fn, backend=backend)
+        ga, gb = gc.tensor(a, dtype=DT[dt][0]), gc.tensor(b, dtype=DT[dt][0])
+        ta, tb = torch.tensor(a, dtype=DT[dt][1]), torch.tensor(b, dtype=DT[dt][1])
+        np.testing.assert_allclose(fn(ga, gb).numpy(), torch.atan2(ta, tb).numpy(),
+                                   rtol=2e-7 if dt == "f32" else 1e-15, atol=0, equal_nan=True)
+    y, x = rng(3).normal(size=(3, 4)), rng(4).normal(size=(3, 4))
+    check(lambda p, q: apply("atan2", p, q), torch.atan2, [y, x])
+
+
 def test_binary_with_scalars():
     a = _pos((2, 3))
     for op in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",

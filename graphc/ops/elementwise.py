@@ -182,6 +182,16 @@ _binary("maximum", np.maximum, _minmax_vjp(F.lt))
 _binary("minimum", np.minimum, _minmax_vjp(F.gt))
 
 
+def _atan2_vjp(c, g):
+    y, x = c.inputs
+    r = 1 / (y * y + x * x)         # torch's rule, NaN at the origin as torch's
+    return (g * x * r if c.needs[0] else None, g * -y * r if c.needs[1] else None)
+
+
+_binary("atan2", np.arctan2, _atan2_vjp, floating=True,
+        doc="the angle of the point (b, a) in (-pi, pi], as torch.atan2(a, b) and C's atan2(y, x)")
+
+
 def _compare(name, impl):
     def infer(a, b):
         I.same(name, a, b)

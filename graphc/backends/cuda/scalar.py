@@ -188,6 +188,12 @@ def _minmax(blk, op, dt, out_dt, a, attrs, kernel):
     return f"{x} if ({x} != {x} or {x} {cmp} {y}) else {y}"
 
 
+@rule("atan2")
+@_float_only
+def _atan2(blk, op, dt, out_dt, a, attrs, kernel):
+    return f"{NP[dt.np.name]}(math.atan2({a[0]}, {a[1]}))"
+
+
 @rule("floor_divide", "remainder")
 def _divmod(blk, op, dt, out_dt, a, attrs, kernel):
     x, y = a

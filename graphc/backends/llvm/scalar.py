@@ -201,6 +201,13 @@ def _pow(b, op, dt, out_dt, args, attrs):
     return _ipow(b, x, y)
 
 
+@rule("atan2")
+def _atan2(b, op, dt, out_dt, args, attrs):
+    _need_float(op, dt)             # libm's, as numpy's arctan2
+    t = args[0].type
+    return b.call(function(b.module, "atan2f" if t == F32 else "atan2", t, [t, t]), args)
+
+
 @rule("floor_divide", "remainder")
 def _divmod(b, op, dt, out_dt, args, attrs):
     return (_fdivmod if is_float(dt) else _idivmod)(b, op, *args)
