@@ -8,10 +8,12 @@ For each primitive:
                  opaque) -- or the primitive has a decomposition they expand
   conformance    tested: numpy-reference cases in tests/test_primitives.py (CASES, run by
                  test_primitive), gradient cases in tests/test_gradients.py (GRAD_CASES, run by
-                 test_primitive_vjp) when differentiable, and a backend test that builds it on
-                 llvm (tests/test_llvm.py) and on cuda (tests/cuda_sim_cases.py, the simulator):
-                 the primitive's name as a string in a test function or a module-level list
-                 there (the op of a `node(g, op, ...)`, or of a node in IR text it parses)
+                 test_primitive_vjp) when differentiable, and on llvm and cuda: its reference
+                 cases compiled and compared with the interpreter (tests/primitive_conformance.py:
+                 test_llvm_conformance here, test_primitive_conformance in tests/cuda_sim_cases.py,
+                 the simulator), or a backend test naming it in tests/test_llvm.py /
+                 tests/cuda_sim_cases.py (the primitive's name as a string in a test function or a
+                 module-level list: the op of a `node(g, op, ...)`, or of a node in IR text)
 
 test_report lists what covers every primitive (pytest -s); a new primitive registered without
 rules or tests fails here, naming what it lacks (test_a_new_primitive_without_rules_is_a_gap).
@@ -31,6 +33,8 @@ from graphc.ops.registry import PRIMITIVES, Primitive, register, unregister
 
 TESTS = pathlib.Path(__file__).parent
 BACKEND_TESTS = {"llvm": "test_llvm.py", "cuda": "cuda_sim_cases.py"}
+CONFORMANCE = {"llvm": "tests/test_op_coverage.py::test_llvm_conformance",
+               "cuda": "tests/cuda_sim_cases.py::test_primitive_conformance"}
 
 # Gaps known and owned elsewhere: (primitive, check) -> why. The test fails if one is fixed
 # (remove it here) as much as on a new gap.
@@ -99,8 +103,11 @@ def conformance(p):
     res = {"numpy reference": ["tests/test_primitives.py::test_primitive"] if p.name in src["cases"] else []}
     if p.differentiable:
         res["gradient"] = ["tests/test_gradients.py::test_primitive_vjp"] if p.name in src["grads"] else []
+    import primitive_conformance as PC
+    generic = [f"{CONFORMANCE[be]}[{p.name}]" for be in BACKEND_TESTS] if PC.cases(p.name) else []
     for be, f in BACKEND_TESTS.items():
-        res[f"{be} test"] = [f"tests/{f}::{place}" for place in src[be].get(p.name, [])]
+        named = [f"tests/{f}::{place}" for place in src[be].get(p.name, [])]
+        res[f"{be} test"] = [w for w in generic if w.startswith(CONFORMANCE[be])] + named
     return res
 
 
@@ -129,6 +136,17 @@ def test_every_primitive_is_complete():
     fixed = [k for k in KNOWN_GAPS if k not in found]
     assert not new, "primitives with gaps:\n" + _describe(new)
     assert not fixed, f"known gaps that are fixed now (remove them from KNOWN_GAPS): {fixed}"
+
+
+@pytest.mark.parametrize("name", sorted(PRIMITIVES))
+def test_llvm_conformance(name):
+    """The primitive's reference cases, compiled by llvm, equal the interpreter's results (the
+    cuda backend runs the same in tests/cuda_sim_cases.py::test_primitive_conformance)."""
+    pytest.importorskip("llvmlite")
+    import primitive_conformance as PC
+    from graphc.backends import get
+    for c in PC.cases(name):
+        PC.check(c, get("llvm"))
 
 
 def test_report():
