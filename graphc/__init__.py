@@ -12,7 +12,7 @@ from .ops.functional import (  # noqa: F401
     full, zeros, ones, empty, full_like, zeros_like, ones_like, empty_like, arange, linspace, eye,
     cast, broadcast_to, broadcast_shapes, exp, log, sqrt, rsqrt, tanh, sigmoid, sin, cos, erf,
     neg, abs, sign, log1p, expm1, square, reciprocal, add, sub, mul, div, true_divide, divide, pow,
-    maximum, minimum, lt, le, gt, ge, eq, ne, logical_not, logical_and, logical_or, logical_xor,
+    maximum, minimum, atan2, lt, le, gt, ge, eq, ne, logical_not, logical_and, logical_or, logical_xor,
     where, clamp, clip, masked_fill, sum, mean, var, std, amax, amin, argmax, argmin, max, min,
     any, all, logsumexp, norm, detach, clone, reshape, flatten, unsqueeze, squeeze, permute,
     transpose, swapaxes, t, cat, concat, concatenate, stack, split, chunk, unbind, narrow,

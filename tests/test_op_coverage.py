@@ -38,10 +38,7 @@ CONFORMANCE = {"llvm": "tests/test_op_coverage.py::test_llvm_conformance",
 
 # Gaps known and owned elsewhere: (primitive, check) -> why. The test fails if one is fixed
 # (remove it here) as much as on a new gap.
-KNOWN_GAPS = {
-    ("argmax", "vjp decision"): "graphc/ops/reduction.py (mid-split by another change) should pass "
-                                "differentiable=False: its output is int64",
-}
+KNOWN_GAPS = {}     # (primitive, gap) -> why it is accepted for now; empty: none
 
 
 def _load(filename):

@@ -405,3 +405,24 @@ def test_dropout_after_manual_seed_0_keeps_the_first_element_statistics():
             y = GF.dropout(gc.ones(8), p=p).numpy()
         dropped += y[0] == 0
     assert dropped < 3
+
+
+@pytest.mark.parametrize("mode", ["eager", "interp", "llvm"])
+def test_atan2_user_level_vs_torch(mode):
+    """gc.atan2 / Tensor.atan2 as torch.atan2: broadcasting, ints promoted to float, gradients."""
+    torch = pytest.importorskip("torch")
+    y = np.array([[1.0, -2.0, 0.0], [0.3, 0.0, -0.7]], np.float32)
+    x = np.array([0.5, -1.0, -1.0], np.float32)
+
+    def f(a, b):
+        r = gc.atan2(a, b) + a.atan2(b * 2.0)
+        r.sum().backward()
+        return r, a.grad, b.grad
+    run = f if mode == "eager" else gc.compile(f, backend=mode)
+    got = [t.detach().numpy() for t in run(gc.tensor(y, requires_grad=True), gc.tensor(x, requires_grad=True))]
+    ty, tx = torch.tensor(y, requires_grad=True), torch.tensor(x, requires_grad=True)
+    r = torch.atan2(ty, tx) + ty.atan2(tx * 2.0)
+    r.sum().backward()
+    for g, w in zip(got, [r.detach().numpy(), ty.grad.numpy(), tx.grad.numpy()]):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+    assert gc.atan2(gc.tensor([1, 2]), gc.tensor([3, 4])).dtype == gc.float32

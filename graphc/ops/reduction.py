@@ -70,5 +70,5 @@ def _argmax_infer(x, *, axis, keepdim):
 
 register(Primitive("argmax", "reduction", _argmax_infer,
                    lambda x, *, axis, keepdim: np.argmax(x, axis=axis, keepdims=keepdim).astype(np.int64),
-                   None, arity=1, attrs=("axis", "keepdim"), saves=(),
+                   None, arity=1, attrs=("axis", "keepdim"), saves=(), differentiable=False,
                    doc="index of the first maximum along axis"))

@@ -26,7 +26,7 @@ from .promotion import (_as, broadcast_shapes, broadcast_to, cast, _is_bool, _pr
                         _to_tensor)
 from .pointwise import (abs, add, ceil, _cmp, cos, div, divide, eq, erf, exp, expm1, floor,  # noqa: F401
                         floor_divide, ge, gt, le, log, log1p, logical_and, logical_not, logical_or,
-                        logical_xor, lt, maximum, minimum, mul, ne, neg, pow, reciprocal,
+                        logical_xor, lt, maximum, minimum, atan2, mul, ne, neg, pow, reciprocal,
                         remainder, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh, _to_bool,
                         true_divide, _unary_float)
 from .filled import (arange, clone, detach, _device_of, empty, empty_like, eye, full, full_like,  # noqa: F401

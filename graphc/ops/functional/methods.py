@@ -10,7 +10,7 @@ from .indexing import getitem, index_select, setitem
 from .joining import chunk, narrow, split, unbind
 from .matmul import bmm, dot, matmul, mm
 from .pointwise import (abs, add, ceil, cos, div, eq, erf, exp, expm1, floor, floor_divide, ge, gt,
-                        le, log, log1p, logical_and, logical_not, logical_or, logical_xor, lt, maximum,
+                        le, log, log1p, logical_and, logical_not, logical_or, logical_xor, lt, maximum, atan2,
                         minimum, mul, ne, neg, pow, reciprocal, remainder, rsqrt, sigmoid, sign, sin,
                         sqrt, square, sub, tanh)
 from .promotion import _is_bool, broadcast_to, cast
@@ -135,7 +135,7 @@ def _install_methods():
         "__rxor__": _rev(_bitwise(logical_xor)),
         "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge, "__eq__": eq, "__ne__": ne,
         "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "matmul": matmul, "mm": mm,
-        "bmm": bmm, "dot": dot, "maximum": maximum, "minimum": minimum, "eq": eq, "ne": ne,
+        "bmm": bmm, "dot": dot, "maximum": maximum, "minimum": minimum, "atan2": atan2, "eq": eq, "ne": ne,
         "lt": lt, "le": le, "gt": gt, "ge": ge, "neg": neg, "abs": abs, "sign": sign, "exp": exp,
         "log": log, "sqrt": sqrt, "rsqrt": rsqrt, "tanh": tanh, "sigmoid": sigmoid, "sin": sin,
         "cos": cos, "erf": erf, "log1p": log1p, "expm1": expm1, "square": square,

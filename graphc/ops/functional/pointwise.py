@@ -111,6 +111,11 @@ def maximum(a, b):
     return apply("logical_or" if a_.dtype is _dt.bool_ else "maximum", a_, b_)
 
 
+def atan2(input, other):
+    """The angle of (other, input) in radians, as torch.atan2 (integers promote to float)."""
+    return apply("atan2", *_prep(input, other, floating=True))
+
+
 def minimum(a, b):
     a_, b_ = _prep(a, b)
     return apply("logical_and" if a_.dtype is _dt.bool_ else "minimum", a_, b_)
