@@ -52,7 +52,8 @@ def load_target(spec: str):
     s.loader.exec_module(mod)
     if not hasattr(mod, name):
         fns = [k for k, v in vars(mod).items() if callable(v) and not k.startswith("_")
-               and getattr(v, "__module__", modname) in (modname, "graphc.compiler", None)]
+               and (getattr(v, "__module__", modname) in (modname, None)
+                    or str(getattr(v, "__module__", "")).startswith("graphc.compiler"))]
         raise UsageError(f"{path} has no {name!r}; callables defined there: {', '.join(fns) or 'none'}")
     return mod, name, getattr(mod, name)
 

@@ -1,6 +1,6 @@
 """One-shot graphs: a trace during which the function created state (an optimizer's first step)
 serves that call only, so with the llvm backend it runs on the reference interpreter over the
-traced graph, with no passes and no native code (graphc/compiler.py: GraphFunction.exe)."""
+traced graph, with no passes and no native code (graphc/compiler/graph_function.py: GraphFunction.exe)."""
 from __future__ import annotations
 
 import numpy as np
