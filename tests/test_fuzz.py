@@ -63,6 +63,9 @@ KNOWN = [
     # SGD on a captured parameter whose copy (w.clone(), w * 1.0, -(-w)) is returned: the compiled
     # step returns the value after the in-place update (found by the fuzzer)
     P([("x0", (2,), "x")], [("v0", "x0.clone()")], ["v0"], "(v0 * v0).sum()"),
+    # logsumexp over a size-0 dim: -inf as torch, not "max(): cannot reduce over axis 0 of size 0"
+    P([("x0", (0, 1), "x"), ("w0", (1,), "w")], [("v0", "gc.logsumexp(x0, dim=0, keepdim=False)")], ["v0"],
+      "(v0 * w0).sum()"),
     # relu (and maximum) of nan
     P([("x0", (7,), "x")], [("v0", "F.relu(x0)"), ("v1", "gc.maximum(x0, x0 * 0.5)")], ["v0", "v1"],
       "v0.sum() + v1.sum()", specials=3, kinks=[("zero", "x0")]),
@@ -78,12 +81,14 @@ def test_known_programs(prog):
     fp.check_program(prog)
 
 
+@pytest.mark.slow
 @CI_SETTINGS
 @given(fp.programs(max_steps=8, max_numel=1200))
 def test_random_programs_all_backends(prog):
     _check(prog)
 
 
+@pytest.mark.slow
 @pytest.mark.fuzz
 @settings(max_examples=LONG_EXAMPLES, deadline=None, derandomize=False, database=None,
           suppress_health_check=list(HealthCheck))
@@ -118,6 +123,7 @@ def test_cuda_sim_child():
     run()
 
 
+@pytest.mark.slow
 def test_random_programs_cuda_simulator():
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
     from cuda_subprocess import run_cases, simulator_env
