@@ -16,7 +16,7 @@ import functools
 import threading
 import weakref
 
-from . import tracing
+from . import mode
 from .ops.registry import VJPContext
 
 _state = threading.local()
@@ -307,14 +307,15 @@ def _default_grads(outputs, grad_outputs):
 def _no_escaped_tracers(tensors, what):
     for t in tensors:
         if getattr(t, "_value", None) is not None:
-            tracing.escaped(t, what)
+            mode.escaped(t, what)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Accumulate d(tensors)/d(leaf) into each leaf's .grad (torch.autograd.backward)."""
     tensors = _as_tuple(tensors)
-    if tracing.is_tracing(tensors):
-        return tracing.trace_backward(tensors, _as_tuple(grad_tensors), create_graph)
+    trace = mode.active()
+    if trace is not None:
+        return trace.backward(tensors, _as_tuple(grad_tensors), create_graph)
     _no_escaped_tracers(tensors, "backward()")
     grads = _default_grads(tensors, grad_tensors)
     retain = create_graph if retain_graph is None else retain_graph
@@ -325,9 +326,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=False):
     """Return d(outputs)/d(inputs) without touching .grad (torch.autograd.grad)."""
     outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
-    if tracing.is_tracing(outputs):
-        return tracing.trace_grad(outputs, inputs, _as_tuple(grad_outputs), allow_unused,
-                                  create_graph=create_graph)
+    trace = mode.active()
+    if trace is not None:
+        return trace.grad(outputs, inputs, _as_tuple(grad_outputs), allow_unused,
+                          create_graph=create_graph)
     _no_escaped_tracers(tuple(outputs) + tuple(inputs), "autograd.grad()")
     grads = _default_grads(outputs, grad_outputs)
     retain = create_graph if retain_graph is None else retain_graph

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import autograd as _ag
 from . import dtypes as _dt
-from . import tracing as _tracing
+from . import mode as _tracing
 from .device import CPU, CUDA0, cuda_device, device as _device, mismatch, move
 from .ir.graph import TensorType
 from .ops.registry import PRIMITIVES, Primitive as _Primitive

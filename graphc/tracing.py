@@ -7,83 +7,15 @@ lifted into the graph as `state` inputs; in-place updates of them and of their .
 """
 from __future__ import annotations
 
-import linecache
-import os
-import sys
-import threading
-
+from . import autograd as ag
+from . import mode as _mode
 from .ir.graph import Graph
-
-_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-class _ActiveTrace(threading.local):
-    """The trace being recorded, per thread: while one thread runs a function body for a
-    trace, eager tensor ops in other threads (a data loader, another model) stay eager."""
-    trace = None
-
-    def __getitem__(self, i):
-        return self.trace
-
-    def __setitem__(self, i, value):
-        self.trace = value
-
-
-_current = _ActiveTrace()
-KNOWN_NAMES = {}   # id(tensor) -> label, for library-owned state such as the RNG
-
-
-class TraceError(RuntimeError):
-    """Something in the traced function cannot become a static graph."""
-
-
-def active():
-    """The Trace being recorded, or None."""
-    return _current.trace
-
-
-def is_tracing(tensors) -> bool:
-    return _current.trace is not None
-
-
-def user_frame():
-    """The innermost frame outside graphc (the user's code)."""
-    f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename.startswith(_HERE):
-        f = f.f_back
-    return f
-
-
-def user_location(with_source: bool = True) -> str:
-    f = user_frame()
-    if f is None:
-        return "<unknown>"
-    loc = f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
-    if with_source:
-        src = linecache.getline(f.f_code.co_filename, f.f_lineno).strip()
-        if src:
-            return f"{f.f_code.co_filename}:{f.f_lineno}: `{src}`"
-        return f"{f.f_code.co_filename}:{f.f_lineno}"
-    return loc
-
-
-def escaped(t, what: str):
-    """A tracer used outside the trace that made it (kept on self, a global, a list...)."""
-    raise TraceError(
-        f"a tracer escaped the compiled function: {what} at {user_location()} was given a tracer "
-        f"(%{t._value.name}: {t._value.type}) that was kept from a trace and used after the compiled "
-        "call returned. Tracers stand for values while a function is traced and have no data; "
-        "return the tensor from the compiled function instead of storing it.")
-
-
-def data_dependent(t, what: str, hint: str | None = None):
-    if t._value is not None and _current.trace is not t._trace:
-        escaped(t, what)
-    raise TraceError(
-        f"{what} needs the value of a traced tensor, which is not known while tracing, at "
-        f"{user_location()}. Python control flow that depends on tensor data cannot be compiled; "
-        + (hint or "select values with gc.where(condition, a, b) instead of an `if`, or move "
-               "this code out of the compiled function."))
+from .mode import (KNOWN_NAMES, TraceError, _HERE, _ActiveTrace, _current,  # noqa: F401  (re-exported)
+                   active, data_dependent, escaped, is_tracing, suspended, tracing, user_frame,
+                   user_location)
+from .ops import functional as F
+from .passes.autodiff import backprop
+from .tensor import Tensor, apply
 
 
 class Trace:
@@ -129,7 +61,6 @@ class Trace:
 
     # ---- values --------------------------------------------------------------------------------
     def tracer(self, value, requires_grad=False):
-        from .tensor import Tensor
         return Tensor._tracer(self, value, requires_grad)
 
     def label_for(self, t, suffix: str = "") -> str:
@@ -163,7 +94,6 @@ class Trace:
         return self.lift(t)
 
     def record(self, prim, inputs, attrs):
-        from . import autograd as ag
         vals = [self.value_of(t) for t in inputs]
         out_type = prim.infer(*[v.type for v in vals], **attrs)
         v = self.graph.add_node(prim.name, vals, attrs, out_type, loc=user_location(False))
@@ -178,14 +108,11 @@ class Trace:
         return out
 
     def detach(self, t):
-        from .tensor import apply
-        from . import autograd as ag
         with ag.no_grad():
             return apply("stop_gradient", t)
 
     # ---- in-place updates and grads -------------------------------------------------------------
     def inplace(self, t, fn, args):
-        from . import autograd as ag
         if t._value is not None:
             if t._base is not None:
                 raise TraceError(
@@ -295,45 +222,64 @@ class Trace:
                 out.append((arg, tr._value if tr is not None else self.arg_values[tid]))
         return out
 
+    # ---- backward() and autograd.grad while tracing ------------------------------------------------
+    def backward(self, tensors, grad_tensors, create_graph):
+        """loss.backward() while tracing: run the autodiff pass on the graph traced so far and
+        accumulate the traced gradients into the .grad slots of the captured leaves."""
+        tr = self
+        for t in tensors:
+            if not t.requires_grad:
+                raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        seeds = ag._default_grads(tensors, grad_tensors)
+        leaves = tr.leaves_requiring_grad()
+        nonleaf = tr.nonleaf_args_requiring_grad()
+        with ag.set_grad_enabled(create_graph):
+            grads = backprop(tr, [tr.value_of(t) for t in tensors], seeds,
+                             [v for _, v in leaves] + [v for _, v in nonleaf])
+            for (_, v), g in zip(nonleaf, grads[len(leaves):]):
+                if g is not None:
+                    raise TraceError(
+                        f"backward() inside a compiled function reaches argument '{v.label}', a non-leaf "
+                        "tensor that requires grad: its history is eager, outside the compiled graph, so the "
+                        f"gradient cannot flow into it ({user_location()}). Pass it detached (x.detach()) "
+                        "or call backward() outside the compiled function.")
+            for (leaf, _), g in zip(leaves, grads[:len(leaves)]):
+                if g is None:
+                    continue
+                old = tr.read_grad(leaf)
+                tr.grads[id(leaf)] = (g if old is None else F.add(old, g))._value
+
+
+    def grad(self, outputs, inputs, grad_outputs, allow_unused, create_graph=False):
+        """autograd.grad while tracing: gradients as new traced values, differentiable (recorded
+        with grad mode on) only under create_graph=True, as eagerly."""
+        tr = self
+        for t in outputs:
+            if not t.requires_grad:
+                raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        for i, t in enumerate(inputs):
+            if not t.requires_grad:
+                raise RuntimeError(f"autograd.grad: input {i} does not require grad")
+        seeds = ag._default_grads(outputs, grad_outputs)
+        wrt = [tr.value_of(t) for t in inputs]
+        with ag.set_grad_enabled(create_graph):
+            grads = backprop(tr, [tr.value_of(t) for t in outputs], seeds, wrt)
+        res = []
+        for i, g in enumerate(grads):
+            if g is None and not allow_unused:
+                raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the desired behavior.")
+            if g is not None:
+                g.requires_grad = bool(create_graph)
+            res.append(g)
+        return tuple(res)
+
 
 def _check_inplace_result(t, new):
     if new._dtype is not t._dtype:
         raise RuntimeError(f"result type {new._dtype.name} can't be cast to the desired output type {t._dtype.name}")
     if tuple(new.shape) != tuple(t.shape):
         raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape {list(new.shape)}")
-
-
-class tracing:
-    """Context manager making `trace` the active one (nested traces are not allowed)."""
-
-    def __init__(self, trace):
-        self.trace = trace
-
-    def __enter__(self):
-        if _current.trace is not None:
-            raise TraceError("nested tracing")
-        _current.trace = self.trace
-        return self.trace
-
-    def __exit__(self, *exc):
-        _current.trace = None
-        return False
-
-
-class suspended:
-    """Run eagerly inside a traced function (e.g. to create optimizer state once)."""
-
-    def __enter__(self):
-        self.prev = _current.trace
-        if self.prev is not None:
-            # the function creates eager state (an optimizer's buffers) while being traced: the
-            # trace holds for this first call only, the next call retraces with the state present
-            self.prev.created_state = True
-        _current.trace = None
-
-    def __exit__(self, *exc):
-        _current.trace = self.prev
-        return False
 
 
 # ---- module-level entry points used by Tensor ----------------------------------------------------
@@ -350,57 +296,11 @@ def inplace(t, fn, args):
 
 
 def trace_backward(tensors, grad_tensors, create_graph):
-    """loss.backward() while tracing: run the autodiff pass on the graph traced so far and
-    accumulate the traced gradients into the .grad slots of the captured leaves."""
-    from .passes.autodiff import backprop
-    from .ops import functional as F
-    from . import autograd as ag
-    tr = _current.trace
-    for t in tensors:
-        if not t.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-    seeds = ag._default_grads(tensors, grad_tensors)
-    leaves = tr.leaves_requiring_grad()
-    nonleaf = tr.nonleaf_args_requiring_grad()
-    with ag.set_grad_enabled(create_graph):
-        grads = backprop(tr, [tr.value_of(t) for t in tensors], seeds,
-                         [v for _, v in leaves] + [v for _, v in nonleaf])
-        for (_, v), g in zip(nonleaf, grads[len(leaves):]):
-            if g is not None:
-                raise TraceError(
-                    f"backward() inside a compiled function reaches argument '{v.label}', a non-leaf "
-                    "tensor that requires grad: its history is eager, outside the compiled graph, so the "
-                    f"gradient cannot flow into it ({user_location()}). Pass it detached (x.detach()) "
-                    "or call backward() outside the compiled function.")
-        for (leaf, _), g in zip(leaves, grads[:len(leaves)]):
-            if g is None:
-                continue
-            old = tr.read_grad(leaf)
-            tr.grads[id(leaf)] = (g if old is None else F.add(old, g))._value
+    return _current.trace.backward(tensors, grad_tensors, create_graph)
 
 
 def trace_grad(outputs, inputs, grad_outputs, allow_unused, create_graph=False):
-    """autograd.grad while tracing: gradients as new traced values, differentiable (recorded
-    with grad mode on) only under create_graph=True, as eagerly."""
-    from .passes.autodiff import backprop
-    from . import autograd as ag
-    tr = _current.trace
-    for t in outputs:
-        if not t.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-    for i, t in enumerate(inputs):
-        if not t.requires_grad:
-            raise RuntimeError(f"autograd.grad: input {i} does not require grad")
-    seeds = ag._default_grads(outputs, grad_outputs)
-    wrt = [tr.value_of(t) for t in inputs]
-    with ag.set_grad_enabled(create_graph):
-        grads = backprop(tr, [tr.value_of(t) for t in outputs], seeds, wrt)
-    res = []
-    for i, g in enumerate(grads):
-        if g is None and not allow_unused:
-            raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to not have been "
-                               "used in the graph. Set allow_unused=True if this is the desired behavior.")
-        if g is not None:
-            g.requires_grad = bool(create_graph)
-        res.append(g)
-    return tuple(res)
+    return _current.trace.grad(outputs, inputs, grad_outputs, allow_unused, create_graph)
+
+
+_mode.register_trace_factory(Trace)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes as _dt
-from .. import tracing as _tracing
+from .. import mode as _tracing
 from ..autograd import no_grad
 from ..device import move
 from ..tensor import Tensor, apply

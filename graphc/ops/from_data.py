@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .. import dtypes as _dt
-from .. import tracing as _tracing
+from .. import mode as _tracing
 from ..device import device as _device, move
 from ..tensor import Tensor, apply
 

@@ -6,7 +6,10 @@ eager tape uses. autodiff() is the pure Graph -> Graph pass built on it.
 """
 from __future__ import annotations
 
+from .. import autograd as ag
+from .. import mode as _mode
 from ..ir.graph import Graph, TensorType
+from ..ops import functional as F
 from ..ops.registry import PRIMITIVES, VJPContext
 
 
@@ -32,7 +35,6 @@ def backprop(trace, outputs, seeds, wrt, cut=None):
     A wrt Value may be a graph input or any intermediate value. Gradients do not flow through
     nodes whose output is in `cut` (default: the values the trace recorded with grad mode
     off, as eager autograd records no history under no_grad)."""
-    from ..ops import functional as F
     graph = trace.graph
     if cut is None:
         cut = getattr(trace, "nograd", frozenset())
@@ -73,9 +75,6 @@ def autodiff(graph: Graph, wrt=None) -> Graph:
     """Differentiate the graph's first output (a scalar) with respect to `wrt` (input names;
     default: every floating-point input). The result returns the original outputs followed
     by one gradient per wrt input (zeros where the output does not depend on it)."""
-    from ..tracing import Trace, tracing
-    from ..ops import functional as F
-    from .. import autograd as ag
     g = graph.copy()
     if not g.outputs:
         raise ValueError("autodiff: the graph has no output to differentiate")
@@ -89,8 +88,8 @@ def autodiff(graph: Graph, wrt=None) -> Graph:
     if missing:
         raise ValueError(f"autodiff: {missing} are not inputs of graph {g.name}")
     wrt_vals = [by_name[w] for w in wrt]
-    tr = Trace(g)
-    with tracing(tr), ag.no_grad():
+    tr = _mode.new_trace(g)      # a graphc.tracing.Trace (registered with mode: passes sit below tracing)
+    with _mode.tracing(tr), ag.no_grad():
         seed = F.ones_like(tr.tracer(out))
         grads = backprop(tr, [out], [seed], wrt_vals)
         grads = [gr if gr is not None else F.zeros_like(tr.tracer(w)) for gr, w in zip(grads, wrt_vals)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dtypes as _dt
-from ... import tracing as _tracing
+from ... import mode as _tracing
 from ...tensor import apply, apply_on
 from .pointwise import add, eq, logical_or
 from .promotion import _py_any, _py_max, _pyval, _shape_arg, cast

@@ -6,7 +6,7 @@ import numpy as np
 
 from ... import autograd as _ag
 from ... import dtypes as _dt
-from ... import tracing as _tracing
+from ... import mode as _tracing
 from ...tensor import Tensor, _dim
 from ..from_data import tensor
 from .gather import take_along_axis

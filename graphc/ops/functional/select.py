@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ... import autograd as _ag
 from ... import dtypes as _dt
-from ... import tracing as _tracing
+from ... import mode as _tracing
 from ...tensor import Tensor, apply
 from .filled import full_like
 from .pointwise import _to_bool, gt, logical_or, lt, ne
