@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from .. import dtypes as _dt
+from .printer import print_graph, structure
 
 
 @dataclass(frozen=True)
@@ -189,13 +190,11 @@ class Graph:
         return g
 
     def __str__(self) -> str:
-        from .text import print_graph
         return print_graph(self)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Graph):
             return NotImplemented
-        from .text import structure
         return structure(self) == structure(other)
 
     __hash__ = None
