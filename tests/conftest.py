@@ -7,7 +7,29 @@ with and without the `# loc` comments. So any test that compiles something also 
 """
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# Hypothesis writes nothing into the checkout: no example database (profile below), and its
+# other files (the constants cache, patches) go to a temporary directory removed at exit. The
+# environment variable reaches the subprocesses the tests start (tests/cuda_subprocess.py).
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    _hypothesis_dir = tempfile.mkdtemp(prefix="graphc-hypothesis-")
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _hypothesis_dir
+    atexit.register(shutil.rmtree, _hypothesis_dir, ignore_errors=True)
+try:
+    import hypothesis
+    from hypothesis.configuration import set_hypothesis_home_dir
+except ImportError:         # hypothesis-based tests importorskip it themselves
+    pass
+else:
+    set_hypothesis_home_dir(os.environ["HYPOTHESIS_STORAGE_DIRECTORY"])
+    hypothesis.settings.register_profile("graphc-tests", database=None)
+    hypothesis.settings.load_profile("graphc-tests")
 
 
 @pytest.fixture(autouse=True)

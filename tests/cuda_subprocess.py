@@ -3,17 +3,21 @@ import, and other tests in the main process import numba normally)."""
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_cases(module, env, *extra, timeout=300):
-    """pytest `module` (a file in tests/) in a subprocess with `env` added; the CompletedProcess."""
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **env)
+    """pytest `module` (a file in tests/) in a subprocess with `env` added; the CompletedProcess.
+    Hypothesis's storage (example database, constants cache) goes to a temporary directory, never
+    into the checkout."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
            os.path.join(HERE, module), *extra]
-    return subprocess.run(cmd, cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="graphc-hypothesis-") as storage:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HYPOTHESIS_STORAGE_DIRECTORY=storage, **env)
+        return subprocess.run(cmd, cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True,
+                              timeout=timeout)
 
 
 def simulator_env():

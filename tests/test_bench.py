@@ -99,6 +99,7 @@ def tiny(monkeypatch):
     return bench.WORKLOADS
 
 
+@pytest.mark.slow
 def test_harness_rows_and_table(tiny):
     rows = bench.run(["tiny_mlp_train", "tiny_ln_gelu"], backend="llvm", repeat=2, torch_compile=False,
                      jax=False, progress=False)       # jax: only in subprocesses (test_jax_matches...)
@@ -119,6 +120,7 @@ def test_harness_rows_and_table(tiny):
     assert "compiled/floor" in text and "outputs agree" in text and "MISMATCH" not in text
 
 
+@pytest.mark.slow
 def test_harness_reports_a_disagreement(tiny, monkeypatch):
     peers = bench.load_peers()
     good = peers.impls["numpy"]
@@ -132,6 +134,7 @@ def test_harness_reports_a_disagreement(tiny, monkeypatch):
     assert "MISMATCH" in bench.table([row])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
 def test_torch_compile_failure_is_reported_not_raised(tiny, monkeypatch):
     def broken(f):
@@ -161,6 +164,7 @@ def test_peers_default_to_the_repositorys_bench_folder():
         bench.load_peers(os.path.join(ROOT, "no-such-folder"))
 
 
+@pytest.mark.slow
 def test_without_peers_graphc_columns_only(tiny, monkeypatch):
     """An installed graphc without the repository: no bench/peers next to the package."""
     monkeypatch.setattr(bench.peers, "default_path", lambda: None)
@@ -175,6 +179,7 @@ def test_without_peers_graphc_columns_only(tiny, monkeypatch):
     assert bench.run_one("tiny_ln_gelu", backend="interp", repeat=1, peers="")["peers_missing"] == "--peers ''"
 
 
+@pytest.mark.slow
 def test_peers_from_a_file(tmp_path, tiny):
     f = tmp_path / "mine.py"
     f.write_text("from graphc.bench import Impl\nimport numpy as np\n"
@@ -186,6 +191,7 @@ def test_peers_from_a_file(tmp_path, tiny):
         bench.load_peers(str(tmp_path / "bad.py"))
 
 
+@pytest.mark.slow
 def test_graphc_bench_command_peers_option():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "graphc", "bench", "mlp_infer_b1024", "--repeat", "1", "--plot", "",
@@ -228,6 +234,7 @@ def test_compile_probe_counts_the_tracing_calls(tiny):
     assert r["traces"] == 1 and "backend_cache_hit" not in r
 
 
+@pytest.mark.slow
 def test_compile_times_cold_then_warm_from_the_disk_cache():
     r = bench.compile_times("mlp_infer_b1024", "llvm", warm_runs=1)
     assert r["cold_cache_hit"] is False and r["warm_cache_hit"] is True
@@ -269,6 +276,7 @@ def test_targets_judged_from_the_rows():
     assert text.count("PASS") == 4 and text.count("FAIL") == 3
 
 
+@pytest.mark.slow
 def test_bench_llvm_script_json():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "llvm.py"), "mlp_infer_b1024", "--repeat", "1",

@@ -76,6 +76,7 @@ def _raw_object(b):
     return b.partition(b"\n")[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", [lambda b: b"", _truncate, _garbage, _flip, _raw_object],
                          ids=["zero-byte", "truncated", "garbage", "one-flipped-byte", "headerless"])
 def test_damaged_entry_is_rejected_recompiled_and_rewritten(tmp_path, damage):

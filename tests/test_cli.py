@@ -87,6 +87,7 @@ def test_no_command_prints_help(tmp_path):
     assert r.returncode == 2 and "COMMAND" in r.stdout
 
 
+@pytest.mark.slow
 def test_dump_all_and_one_stage(work):
     r = graphc(work, "dump", "model.py:train_step")
     for stage in ("traced", "simplify", "fusion", "memory"):
@@ -100,6 +101,7 @@ def test_dump_all_and_one_stage(work):
     assert "model.py:" in (work / "irs" / files[0]).read_text()     # --locs
 
 
+@pytest.mark.slow
 def test_dump_errors_are_clear(work):
     r = graphc(work, "dump", "model.py:train_step", "--stage", "nope", ok=False)
     assert r.returncode == 2 and "unknown stage 'nope'" in r.stderr and "fusion" in r.stderr
@@ -128,6 +130,7 @@ def test_report(work):
     assert "id='pass-fusion'" in text and "<svg" in text and "id='memory'" in text
 
 
+@pytest.mark.slow
 def test_explain_shows_captured_state_and_retraces(work):
     r = graphc(work, "explain", "model.py:train_step")
     out = r.stdout
@@ -138,6 +141,7 @@ def test_explain_shows_captured_state_and_retraces(work):
     assert "2 trace(s)" in r.stdout and "shape" in r.stdout          # batch 4 -> 6 retraces
 
 
+@pytest.mark.slow
 def test_bench_json_and_plot(work):
     r = graphc(work, "bench", "mlp_train_b32", "--repeat", "2", "--json", "--plot", "bench.png", "--no-others")
     rows = json.loads(r.stdout)
@@ -153,6 +157,7 @@ def test_bench_json_and_plot(work):
     assert r.returncode != 0 and "unknown workload" in r.stderr
 
 
+@pytest.mark.slow
 def test_bench_table(work):
     r = graphc(work, "bench", "mlp_infer_b1024", "ln_gelu", "--repeat", "2", "--plot", "", "--no-torch-compile")
     assert "eager/compiled" in r.stdout and "ln_gelu" in r.stdout and "mlp_infer_b1024" in r.stdout
@@ -161,6 +166,7 @@ def test_bench_table(work):
     assert not (work / "graphc-bench.png").exists()
 
 
+@pytest.mark.slow
 def test_bench_compile_times_llvm(work):
     r = graphc(work, "bench", "mlp_infer_b1024", "--backend", "llvm", "--repeat", "1", "--plot", "",
                "--no-others", "--compile-times", "--threads", "1")
@@ -168,6 +174,7 @@ def test_bench_compile_times_llvm(work):
     assert "threads=1" in r.stdout
 
 
+@pytest.mark.slow
 def test_demo(work):
     r = graphc(work, "demo", "--steps", "3", "--repeat", "3", "--out", "demo.html")
     assert "eager" in r.stdout and "compiled" in r.stdout and "ratio" in r.stdout
@@ -175,6 +182,7 @@ def test_demo(work):
     assert "pass-fusion" in (work / "demo.html").read_text()
 
 
+@pytest.mark.slow
 def test_tutorial_commands_work(tmp_path):
     """docs/tutorial.md: its mlp.py and every `graphc ...` / `python mlp.py` command in it."""
     import re

@@ -214,6 +214,7 @@ _FORK_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 @pytest.mark.parametrize("backend,mode", [("llvm", "held"), ("llvm", "busy"), ("interp", "held"),
                                           ("cuda", "held")])

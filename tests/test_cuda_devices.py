@@ -11,6 +11,8 @@ import graphc as gc
 import graphc.nn as nn
 from cuda_subprocess import run_cases, simulator_env
 
+pytestmark = pytest.mark.slow      # every test here takes seconds (pytest -m "not slow" skips them)
+
 
 @pytest.fixture
 def no_cuda(monkeypatch):

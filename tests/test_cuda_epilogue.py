@@ -188,6 +188,7 @@ def test_which_epilogues_read_the_product_pointwise():
         assert not K.epilogue_reads_product_pointwise(g.nodes[0], ELEMENTWISE), name
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(SIM, reason="the driver of the simulator run")
 def test_in_cuda_simulator():
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")

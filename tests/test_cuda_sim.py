@@ -11,6 +11,8 @@ import pytest
 
 from cuda_subprocess import run_cases, simulator_env
 
+pytestmark = pytest.mark.slow      # every test here takes seconds (pytest -m "not slow" skips them)
+
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
 
 

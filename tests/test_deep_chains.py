@@ -24,7 +24,7 @@ SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 BACKENDS = ["cuda"] if SIM else ["interp", "llvm"]
 STEPS = 5000                      # two ops each: a 10,000-op chain
 SHAPE = (2, 3)
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
 
 def chain(x, steps=STEPS):

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow      # every test here takes seconds (pytest -m "not slow" skips them)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = ["tensors", "regression", "classifier", "convnet", "custom_loss", "checkpoint", "higher_order"]
 

@@ -165,6 +165,7 @@ def test_int_unary(op):
         check(_unary_graph(op, _dt.int64, shape))
 
 
+@pytest.mark.slow
 def test_bool_ops_and_casts():
     for shape in SHAPES:
         for src in (_dt.float32, _dt.float64, _dt.int64, _dt.bool_):
@@ -206,7 +207,11 @@ def test_special_float_values():
 @pytest.mark.parametrize("dt", [_dt.float32, _dt.float64, _dt.int64])
 @pytest.mark.parametrize("op", BINARY)
 def test_binary(op, dt):
-    if op == "div" and dt is _dt.int64:
+    if op == "div" and dt is _dt.int64:     # true division of integers is not an IR op: rejected
+        g = Graph("b")
+        x = g.add_input(TensorType((3,), dt), label="x")
+        with pytest.raises(TypeError, match="div: expected a floating-point operand"):
+            node(g, "div", [x, x])
         return
     for shape in SHAPES:
         g = Graph("b")
@@ -389,6 +394,7 @@ def test_mlp_sgd_momentum_training_steps():
         np.testing.assert_allclose(sa[k], sb[k], rtol=1e-5, atol=1e-5, err_msg=k)
 
 
+@pytest.mark.slow
 def test_conv_net_training_step():
     class Net(nn.Module):
         def __init__(self):
@@ -498,6 +504,7 @@ def test_f32_tanh_accuracy_over_magnitudes_and_long_f32_sums():
     np.testing.assert_allclose(got, a.astype(np.float64).sum(1), rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("passes", [{"fusion": False}, {"simplify": False, "cse": False}])
 def test_conv_step_with_passes_switched_off(passes):
     def run(backend):

@@ -82,6 +82,7 @@ class MLP(gc.nn.Module):
         return self.fc2(gc.relu(self.fc1(x)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 def test_mlp_classifier_sgd_momentum(dtype, rtol):
     def build(compiled):
@@ -173,6 +174,7 @@ def test_tanh_net_with_input_gradient_penalty(dtype, rtol):
     assert len(c.traces) == 2       # .grad None at the first call, a tensor after it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 def test_tanh_net_with_functional_second_derivative(dtype, rtol):
     """gc.grad nested inside the compiled step: the loss penalises d2(out)/dx2."""

@@ -892,10 +892,9 @@ def test_cross_entropy_unbatched_and_probability_targets():
     x = arr(4, 3)
     p = np.abs(arr(4, 3, seed=2))
     p /= p.sum(1, keepdims=True)
-    try:
-        gy = F.cross_entropy(gc.tensor(x), gc.tensor(p))
-    except Exception as e:   # class-probability targets: optional
-        pytest.skip(f"probability targets not supported: {e}")
+    # class-probability targets (float, same shape as the input), value and input gradient
+    check_loss("CrossEntropyLoss", x, p, "cross_entropy")
+    gy = F.cross_entropy(gc.tensor(x), gc.tensor(p))
     close(gy, torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(p)))
 
 
@@ -940,8 +939,11 @@ def test_bce_with_logits_pos_weight_and_extremes():
           torch.nn.functional.binary_cross_entropy(torch.tensor(p), torch.tensor(t)))
 
 
-@pytest.mark.xfail(reason="graphc/ops/composites.py binary_cross_entropy: log(0) backward gives 0/0 = NaN "
-                          "where torch gives (x - t) / max(x * (1 - x), 1e-12)", strict=False)
+@pytest.mark.xfail(reason="graphc/ops/composites.py binary_cross_entropy: the input gradient at p = 0 and "
+                          "p = 1 is 0 where torch's is (p - t) / max(p * (1 - p), 1e-12) / N: for p = [0, 1, 0.5], "
+                          "t = [1, 0, 1], mean, unit cotangent, torch gives [-3.3333e+11, 3.3333e+11, "
+                          "-0.6667], graphc [0, 0, -0.6667] (the forward value matches); needs a fix in "
+                          "graphc/ops", strict=True, raises=AssertionError)
 def test_bce_gradient_at_probability_0_and_1():
     check_loss("BCELoss", np.array([0.0, 1.0, 0.5], np.float32), np.array([1.0, 0.0, 1.0], np.float32),
                "binary_cross_entropy")

@@ -199,6 +199,7 @@ class ConvNet(nn.Module):
         return self.fc(self.drop(x.flatten(1)))
 
 
+@pytest.mark.slow
 def test_conv_net_training_step_compiled_equals_eager():
     def run(compiled):
         gc.manual_seed(0)
@@ -344,6 +345,7 @@ def test_train_eval_switch_of_parameterless_module_retraces():
     np.testing.assert_array_equal(npy(cm(x)), npy(y_train))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("p", [0.0, 0.25])
 def test_compiled_model_with_eager_backward_and_optimizer(p):
     """model = gc.compile(model); loss.backward() and opt.step() eagerly: the same trajectory as
@@ -391,6 +393,7 @@ def test_load_state_dict_and_dtype_change_after_compiling():
     assert len(cm._compiled.traces) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm_type", [2.0, float("inf")])
 def test_clip_grad_norm_inside_compiled_step(norm_type):
     def run(compiled):

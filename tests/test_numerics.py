@@ -29,6 +29,7 @@ REDUCE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["interp", "llvm"])
 @settings(max_examples=12, deadline=None, derandomize=True, database=None)
 @given(chain=st.lists(st.sampled_from(sorted(STEPS)), min_size=1, max_size=5),
@@ -82,6 +83,7 @@ for dt, sfx in ((np.float32, "f32"), (np.float64, "f64")):
 '''
 
 
+@pytest.mark.slow
 def test_cuda_kernels_round_every_multiply_and_add():
     """The generated CUDA kernels use libdevice's _rn arithmetic, which NVVM and ptxas never
     contract into an FMA (a plain `mul.f32` then `add.f32` in PTX may be fused by ptxas).

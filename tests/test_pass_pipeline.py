@@ -32,6 +32,7 @@ def _compare(want, got, dtype_exact=True):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(g=random_graphs(), switches=st.fixed_dictionaries({n: st.booleans() for n in SWITCHABLE}),
        seed=st.integers(0, 2 ** 16))
@@ -78,6 +79,7 @@ def test_every_pass_can_be_switched_off_from_compile_and_the_numbers_show_it():
             gc.compile(step, passes={"memory": False}, backend=backend)
 
 
+@pytest.mark.slow
 def test_plans_of_traced_models_validate():
     import graphc.nn.functional as F
     gc.manual_seed(0)

@@ -257,6 +257,7 @@ def test_amax_of_a_row_with_nan_has_nan_gradient(mode):
     np.testing.assert_array_equal(_np(gx), [[NAN, NAN, NAN], [0.5, 0.5, 0.0]])   # as torch's
 
 
+@pytest.mark.slow
 def test_relu_nan_on_the_cuda_simulator():
     pytest.importorskip("numba_cuda")
     script = """

@@ -79,6 +79,7 @@ def test_eager_float64_matches_torch(program, shape):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_cuda_backend_in_simulator():
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
     r = run_cases("cuda_sim_wrong_values.py", simulator_env())
