@@ -36,6 +36,8 @@ import threading
 
 from llvmlite import ir
 
+from . import runtime as R
+from .runtime import _SYS_FUTEX, pool_supported as supported  # noqa: F401  (pool.supported())
 from .types import I32, I64, PTR, VOID
 
 RUN = "graphc_pool_run"
@@ -46,7 +48,6 @@ LIMIT_SHIFT = 16
 JOINED = 0xFFFF
 MAX_WORKERS = 0x7FFF
 SPIN_US = 2000
-_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
 FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
 
 _FN_T = ir.FunctionType(VOID, [PTR])
@@ -62,10 +63,6 @@ def spin_us() -> int:
         return max(0, int(v))
     except ValueError:
         raise ValueError(f"GRAPHC_SPIN_US={v!r}: expected microseconds, a whole number >= 0") from None
-
-
-def supported() -> bool:
-    return platform.system() == "Linux" and platform.machine().lower() in _SYS_FUTEX
 
 
 # ---- the module -----------------------------------------------------------------------------------------
@@ -231,7 +228,6 @@ def ensure(workers: int) -> bool:
 
 
 def _start():
-    from . import runtime as R
     st = R.init()
     llvm = st["llvm"]
     libc = ctypes.CDLL(None)

@@ -27,6 +27,7 @@ import ctypes.util
 import glob
 import hashlib
 import os
+import platform
 import stat
 import tempfile
 import threading
@@ -206,6 +207,15 @@ def _load_private_blas(path, core):
             os.environ["OPENBLAS_CORETYPE"] = old
 
 
+# the futex syscall numbers the thread pool (pool.py, built on this module) needs, per machine
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
+
+
+def pool_supported() -> bool:
+    """Can graphc's thread pool run here (Linux futexes)? (pool.supported())"""
+    return platform.system() == "Linux" and platform.machine().lower() in _SYS_FUTEX
+
+
 def init():
     """Initialise LLVM once; the native target, and the BLAS/libm symbols."""
     with _LOCK:
@@ -229,8 +239,7 @@ def init():
         for sym in ("tanh", "tanhf", "erf", "erff", "exp", "expf", "log", "logf", "sin", "sinf",
                     "cos", "cosf", "pow", "powf", "fmod", "fmodf", "floor", "floorf"):
             llvm.add_symbol(sym, ctypes.cast(getattr(libm, sym), ctypes.c_void_p).value)
-        from . import pool
-        _STATE.update(llvm=llvm, blas=path, blas_core=core, libs=(lib, libm), pool=pool.supported(),
+        _STATE.update(llvm=llvm, blas=path, blas_core=core, libs=(lib, libm), pool=pool_supported(),
                       blas_threads=blas_threads,
                       triple=llvm.get_process_triple(), cpu=cpu, features=features,
                       versions=f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info}")
