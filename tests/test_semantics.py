@@ -427,3 +427,18 @@ def test_atan2_user_level_vs_torch(mode):
     for g, w in zip(got, [r.detach().numpy(), ty.grad.numpy(), tx.grad.numpy()]):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
     assert gc.atan2(gc.tensor([1, 2]), gc.tensor([3, 4])).dtype == gc.float32
+
+
+@pytest.mark.parametrize("mode", ["eager", "interp", "llvm"])
+def test_sign_and_abs_gradient_at_nan_as_torch(mode):
+    """sign(NaN) is 0 and abs's gradient at NaN is 0 (torch), not NaN (numpy)."""
+    x = np.array([np.nan, -0.0, 0.0, 2.0, -3.0], np.float32)
+
+    def f(t):
+        s = t.sign()
+        t.abs().sum().backward()
+        return s, t.grad
+    run = f if mode == "eager" else gc.compile(f, backend=mode)
+    s, g = [a.detach().numpy() for a in run(gc.tensor(x, requires_grad=True))]
+    np.testing.assert_array_equal(s, [0, 0, 0, 1, -1])
+    np.testing.assert_array_equal(g, [0, 0, 0, 1, -1])

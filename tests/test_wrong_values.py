@@ -119,3 +119,22 @@ def test_kernels_write_no_dead_outputs_and_plans_validate(name):
     for k in g.kernels():
         for v in k.outs:
             assert v.name in read, f"kernel output %{v.name} is never read:\n{g}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make_out", [lambda w: w.clone(), lambda w: w * 1.0, lambda w: -(-w),
+                                      lambda w: w.T.T * 1.0],
+                         ids=["clone", "mul1", "negneg", "TT"])
+def test_a_result_read_before_an_update_keeps_the_old_value(backend, make_out):
+    """Found by tests/test_fuzz.py: the graph returns %w itself (simplified from w.clone()) and
+    updates w; the result used to be copied after the write-back, so it showed the new value."""
+    w = gc.tensor(np.array([[1.0, 2.0]], np.float32))
+
+    def step(x):
+        out = make_out(w)
+        w.add_(x)
+        return out, w * 1.0
+    old, new = gc.compile(step, backend=backend)(gc.tensor(np.float32(10)))
+    np.testing.assert_array_equal(old.numpy(), [[1.0, 2.0]])
+    np.testing.assert_array_equal(new.numpy(), [[11.0, 12.0]])
+    np.testing.assert_array_equal(w.numpy(), [[11.0, 12.0]])

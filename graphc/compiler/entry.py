@@ -82,9 +82,8 @@ class Entry:
         n_out = self._n_out
         # results the backend allocated for this call alone
         fresh = getattr(exe, "fresh_results", None)
-        if self.update_slots or self.grad_clears:
-            self._write_back(leaves, res[n_out:], ins, fresh)
-        self.calls += 1
+        # results first: one that is (a view of) an input -- the old value of a captured tensor
+        # the call also updates -- is copied before the write-back overwrites that input
         seen = []
         out_tensors = []
         for k in range(n_out):
@@ -95,6 +94,9 @@ class Entry:
                     a = np.array(a, copy=True)
             seen.append(a)
             out_tensors.append(Tensor._wrap(a, dtype=self._out_dtypes[k]))
+        if self.update_slots or self.grad_clears:
+            self._write_back(leaves, res[n_out:], ins, fresh)
+        self.calls += 1
         if plan is not None:
             _attach_backward(self.fn, tensors, out_tensors, self.written_inputs, plan, before)
         if self._single:

@@ -57,7 +57,13 @@ def _neg_infer(x):
 
 _unary("neg", np.negative, lambda c, g: (-g,), saves=(), infer=_neg_infer, doc="-x", light=True)
 _unary("abs", np.abs, lambda c, g: (g * F.sign(c.inputs[0]),), floating=False, doc="|x|")
-_unary("sign", np.sign, lambda c, g: (F.zeros_like(g),), floating=False, saves=(), doc="-1, 0 or 1")
+def _sign(x):
+    """-1, 0 or 1; 0 for NaN, as torch (numpy gives NaN)."""
+    s = np.sign(x)
+    return np.where(np.isnan(s), np.zeros_like(s), s) if s.dtype.kind == "f" else s
+
+
+_unary("sign", _sign, lambda c, g: (F.zeros_like(g),), floating=False, saves=(), doc="-1, 0 or 1 (0 for NaN, as torch)")
 _unary("exp", np.exp, lambda c, g: (g * c.out,), saves=("out",))
 _unary("log", np.log, lambda c, g: (g / c.inputs[0],))
 _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), saves=("out",))

@@ -106,7 +106,7 @@ def _sign(blk, op, dt, out_dt, a, attrs, kernel):
     x, zero = a[0], lit(dt, 0)
     if _isb(dt):
         return x
-    return f"{lit(dt, 1)} if {x} > {zero} else ({lit(dt, -1)} if {x} < {zero} else {x if _isf(dt) else zero})"
+    return f"{lit(dt, 1)} if {x} > {zero} else ({lit(dt, -1)} if {x} < {zero} else {zero})"   # NaN, -0: 0
 
 
 def _float_only(fn):

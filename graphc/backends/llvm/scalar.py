@@ -109,7 +109,7 @@ def _sign(b, op, dt, out_dt, args, attrs):
     if is_float(dt):
         one, mone = const(dt, 1.0), const(dt, -1.0)
         return b.select(b.fcmp_ordered(">", x, const(dt, 0.0)), one,
-                        b.select(b.fcmp_ordered("<", x, const(dt, 0.0)), mone, x))
+                        b.select(b.fcmp_ordered("<", x, const(dt, 0.0)), mone, const(dt, 0.0)))   # NaN, -0: 0
     return b.select(b.icmp_signed(">", x, const(dt, 0)), const(dt, 1),
                     b.select(b.icmp_signed("<", x, const(dt, 0)), const(dt, -1), const(dt, 0)))
 

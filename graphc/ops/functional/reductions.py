@@ -146,6 +146,9 @@ def all(x, dim=None, keepdim=False):
 def logsumexp(x, dim, keepdim=False):
     if not x.dtype.is_floating_point:       # int and bool inputs give a float result, as torch
         x = cast(x, _dt.get_default_dtype())
+    if 0 in [x.shape[a] for a in _axes(x, dim)]:   # no max to shift by: log(0) = -inf, as torch
+        out = log(sum(exp(x), dim, keepdim=True))
+        return out if keepdim else squeeze(out, _axes(x, dim))
     m = detach(amax(x, dim, keepdim=True))
     m = where(eq(abs(m), float("inf")), zeros_like(m), m)
     out = log(sum(exp(x - m), dim, keepdim=True)) + m
