@@ -92,6 +92,9 @@ def sanitize(label: str) -> str:
     return s
 
 
+LEVELS = ("traced", "kernels", "planned")
+
+
 @dataclass
 class Graph:
     name: str = "graph"
@@ -101,6 +104,40 @@ class Graph:
     updates: list = field(default_factory=list)   # [(state label, Value)]
     _names: set = field(default_factory=set, repr=False)
     _counter: int = field(default=0, repr=False)
+    _level: "str | None" = field(default=None, repr=False)   # see `level`
+
+    # ---- level ----------------------------------------------------------------------------
+    @property
+    def level(self) -> str:
+        """Which of the three graphs this is: "traced" (primitive nodes, as traced and
+        simplified), "kernels" (fusion has run: every node is a kernel with a body) or
+        "planned" (the memory planner has given every kernel its `buffers`). Fusion and the
+        pass manager's memory step set it; Graph.copy keeps it; a graph that was never told
+        (parsed from text, built by hand) derives it from its nodes."""
+        if self._level is not None:
+            return self._level
+        if self.nodes and all(n.op == "kernel" for n in self.nodes):
+            return "planned" if all("buffers" in n.attrs for n in self.nodes) else "kernels"
+        return "traced"
+
+    @level.setter
+    def level(self, value: str) -> None:
+        if value not in LEVELS:
+            raise ValueError(f"graph level must be one of {LEVELS}, got {value!r}")
+        self._level = value
+
+    @property
+    def is_traced(self) -> bool:
+        return self.level == "traced"
+
+    @property
+    def is_fused(self) -> bool:
+        """Kernels (planned or not), no bare primitives."""
+        return self.level in ("kernels", "planned")
+
+    @property
+    def is_planned(self) -> bool:
+        return self.level == "planned"
 
     # ---- building -------------------------------------------------------------------------
     def fresh_name(self, hint: str | None = None) -> str:
@@ -117,6 +154,13 @@ class Graph:
             self._counter += 1
         self._names.add(name)
         return name
+
+    def reserve(self, names, counter: int | None = None) -> None:
+        """Keep these names from fresh_name (and start its numbering at counter, if given): a
+        pass rebuilding a graph keeps the old graph's names for the nodes it keeps."""
+        self._names.update(names)
+        if counter is not None:
+            self._counter = counter
 
     def add_input(self, type: TensorType, kind: str = "arg", label: str | None = None,
                   name: str | None = None) -> Value:
@@ -159,12 +203,96 @@ class Graph:
         return sum(n.body.primitive_count() if n.body is not None else 1 for n in self.nodes)
 
     def users(self) -> dict:
-        """Value name -> list of nodes that read it."""
+        """Value name -> list of nodes that read it (once per input slot)."""
         u = {}
         for n in self.nodes:
             for v in n.inputs:
                 u.setdefault(v.name, []).append(n)
         return u
+
+    def uses(self, v: Value) -> list:
+        """The nodes that read v, each once, in graph order (outputs and updates not counted)."""
+        return [n for n in self.nodes if any(i is v for i in n.inputs)]
+
+    def is_used(self, v: Value) -> bool:
+        """Does a node, an output or an update read v?"""
+        return (any(o is v for o in self.outputs) or any(u is v for _, u in self.updates)
+                or any(i is v for n in self.nodes for i in n.inputs))
+
+    # ---- editing: what passes use instead of touching nodes / inputs directly --------------
+    def make_node(self, op: str, inputs, attrs, type: TensorType, name: str | None = None,
+                  loc: str | None = None, body: "Graph | None" = None) -> Node:
+        """A new node (its value named fresh, or `name`, which the graph then reserves) that is
+        not yet in the graph: place it with append, insert_before or insert_after."""
+        if name is None:
+            name = self.fresh_name()
+        self._names.add(name)
+        out = Value(name, type)
+        node = Node(op, inputs, attrs, out, loc, body)
+        out.producer = node
+        return node
+
+    def append(self, node: Node) -> Value:
+        """Put a node made by make_node (or a fresh Node) at the end; its value."""
+        self._names.update(v.name for v in node.outs)
+        self.nodes.append(node)
+        return node.out
+
+    def _position(self, anchor: Node) -> int:
+        for i, n in enumerate(self.nodes):
+            if n is anchor:
+                return i
+        raise ValueError(f"%{anchor.out.name} is not a node of graph {self.name}")
+
+    def insert_before(self, anchor: Node, node: Node) -> Value:
+        """Put node right before anchor (its inputs must be defined above anchor); its value."""
+        self._names.update(v.name for v in node.outs)
+        self.nodes.insert(self._position(anchor), node)
+        return node.out
+
+    def insert_after(self, anchor: Node, node: Node) -> Value:
+        self._names.update(v.name for v in node.outs)
+        self.nodes.insert(self._position(anchor) + 1, node)
+        return node.out
+
+    def replace_all_uses(self, old: Value, new: Value, only=None) -> int:
+        """Every read of old -- node inputs, outputs, updates -- reads new instead; with
+        `only` (nodes), just those nodes' inputs. How many reads changed."""
+        count = 0
+        nodes = self.nodes if only is None else only
+        for n in nodes:
+            if any(i is old for i in n.inputs):
+                count += sum(1 for i in n.inputs if i is old)
+                n.inputs = [new if i is old else i for i in n.inputs]
+        if only is None:
+            count += sum(1 for o in self.outputs if o is old) + sum(1 for _, u in self.updates if u is old)
+            self.outputs = [new if o is old else o for o in self.outputs]
+            self.updates = [(lbl, new if u is old else u) for lbl, u in self.updates]
+        return count
+
+    def erase(self, node: Node) -> None:
+        """Remove a node whose values nothing reads (refused otherwise)."""
+        self.erase_all([node])
+
+    def erase_all(self, nodes) -> None:
+        """Remove these nodes at once; refused while a node, an output or an update that stays
+        reads one of their values."""
+        gone = {id(n) for n in nodes}
+        dead = {id(v): v for n in nodes for v in n.outs}
+        readers = [(n, i) for n in self.nodes if id(n) not in gone for i in n.inputs]
+        readers += [(None, o) for o in self.outputs] + [(None, u) for _, u in self.updates]
+        for n, v in readers:
+            if id(v) in dead:
+                who = f"%{n.out.name}" if n is not None else "an output or update"
+                raise ValueError(f"cannot erase the node of %{v.name}: {who} reads it")
+        self.nodes = [n for n in self.nodes if id(n) not in gone]
+
+    def reorder(self, nodes) -> None:
+        """The same nodes in a new order (a scheduler's): refused if it is not a permutation."""
+        nodes = list(nodes)
+        if len(nodes) != len(self.nodes) or {id(n) for n in nodes} != {id(n) for n in self.nodes}:
+            raise ValueError("reorder: not a permutation of the graph's nodes")
+        self.nodes = nodes
 
     def copy(self) -> "Graph":
         """A deep copy with the same names (values are new objects)."""
@@ -185,6 +313,7 @@ class Graph:
             for v in outs:
                 env[v.name] = v
         g._counter = self._counter
+        g._level = self._level
         g.outputs = [env[v.name] for v in self.outputs]
         g.updates = [(lbl, env[v.name]) for lbl, v in self.updates]
         return g

@@ -73,19 +73,15 @@ def split_cheap(graph: Graph) -> Graph:
         else:
             copies, mine = (us, []) if n.out.name in keep else (us[1:], us[:1])
         for u in copies:
-            v = g.add_node(n.op, n.inputs, n.attrs, n.out.type, loc=n.loc)
-            copy = g.nodes.pop()
-            u.inputs = [v if x is n.out else x for x in u.inputs]
+            copy = g.make_node(n.op, n.inputs, n.attrs, n.out.type, loc=n.loc)
+            g.replace_all_uses(n.out, copy.out, only=(u,))
             extra_before.setdefault(id(u), []).append(copy)
             for x in n.inputs:
                 users.setdefault(x.name, []).append(copy)
         users[n.out.name] = mine
-    nodes = []
     for n in out:
         for c in _ordered(extra_before.get(id(n), []), extra_before):
-            nodes.append(c)
-        nodes.append(n)
-    g.nodes = nodes
+            g.insert_before(n, c)
     return g
 
 
@@ -331,6 +327,7 @@ def _build(g: Graph, groups, group_of) -> Graph:
             env[v.name] = v
     out.outputs = [env[v.name] for v in g.outputs]
     out.updates = [(lbl, env[v.name]) for lbl, v in g.updates]
+    out.level = "kernels"
     return out
 
 

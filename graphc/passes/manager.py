@@ -34,7 +34,9 @@ class PassResult:
 
 def memory(graph):
     """Plan the arena, then prove the plan safe."""
-    return validate_plan(plan_memory(graph))
+    g = validate_plan(plan_memory(graph))
+    g.level = "planned"
+    return g
 
 
 DEFAULT_PASSES = [

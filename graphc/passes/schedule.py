@@ -77,7 +77,7 @@ def schedule(graph: Graph) -> Graph:
     candidates = [_greedy(g.nodes, dag, keep),
                   list(nx.lexicographical_topological_sort(dag))]
     best = min(candidates, key=lambda order: peak_live_bytes([g.nodes[i] for i in order], keep))
-    g.nodes = [g.nodes[i] for i in best]
+    g.reorder([g.nodes[i] for i in best])
     return g
 
 

@@ -45,7 +45,7 @@ def dce(graph: Graph) -> Graph:
             live.update(i.name for i in n.inputs)
     g = graph.copy()
     kept = {n.out.name for n in keep}
-    g.nodes = [n for n in g.nodes if n.out.name in kept]
+    g.erase_all([n for n in g.nodes if n.out.name not in kept])
     return g
 
 
@@ -59,11 +59,11 @@ class _Rebuild:
     def __init__(self, old: Graph):
         self.old = old
         g = Graph(old.name)
+        g.level = old.level
         self.env = {}
         for v in old.inputs:
             self.env[v.name] = g.add_input(v.type, v.kind, v.label, name=v.name)
-        g._names |= {n.out.name for n in old.nodes}
-        g._counter = old._counter
+        g.reserve({n.out.name for n in old.nodes}, counter=old._counter)
         self.g = g
 
     def candidate(self, n: Node) -> Node:
@@ -78,9 +78,7 @@ class _Rebuild:
         return _make_node(op, inputs, attrs, t, self.g.fresh_name(), loc)
 
     def append(self, node: Node) -> Value:
-        self.g.nodes.append(node)
-        self.g._names.add(node.out.name)
-        return node.out
+        return self.g.append(node)
 
     def finish(self) -> Graph:
         self.g.outputs = [self.env[v.name] for v in self.old.outputs]
