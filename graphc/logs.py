@@ -130,7 +130,7 @@ def recompile(fn_name: str, graph_name: str, reason: str) -> None:
 
 def pass_done(graph_name: str, pass_name: str, ms: float, graph) -> None:
     if enabled("passes"):
-        kernels = sum(1 for n in graph.nodes if n.op == "kernel")
+        kernels = len(graph.kernels())
         log("passes", "%s: %-15s %8.3f ms  nodes=%d kernels=%d primitives=%d", graph_name, pass_name,
             ms, len(graph.nodes), kernels, graph.primitive_count())
 
@@ -155,7 +155,7 @@ def compiled(graph) -> None:
                 body.name if body is not None else n.out.name, n.attrs.get("kind", "?"), outs,
                 ", ".join(ops))
     if enabled("memory"):
-        if any("buffers" in n.attrs for n in graph.nodes):
+        if graph.is_planned:
             from .passes.memory import memory_report
             r = memory_report(graph)
             log("memory", "%s: naive=%s arena=%s lower_bound=%s fresh=%s  (%d, %d, %d, %d bytes)",

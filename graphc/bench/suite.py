@@ -38,7 +38,7 @@ def pass_stats(compiled_fn, args) -> dict:
            "kernels": kernel_count(final),
            "bytes_moved_unfused": bytes_moved(before),
            "bytes_moved": bytes_moved(final)}
-    if any("buffers" in n.attrs for n in final.nodes):
+    if final.is_planned:
         row.update(memory_report(final))
     return row
 
