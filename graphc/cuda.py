@@ -6,6 +6,8 @@ first imported). Asking is lazy: numba is imported the first time one of these i
 """
 from __future__ import annotations
 
+from .device import device as _device, register as _register_device
+
 _AVAILABLE = None
 
 
@@ -33,15 +35,21 @@ def synchronize(device=None) -> None:
 
 
 def current_device() -> int:
-    from .device import device
-    device("cuda").check_available()
+    _device("cuda").check_available()
     return 0
 
 
 def launch_overhead_us(n: int = 2000) -> dict:
     """Microseconds per kernel launch: numba's ordinary dispatch vs graphc's launch paths
     (see graphc.backends.cuda.launch.measure_launch_us)."""
-    from .device import device
-    device("cuda").check_available()
+    _device("cuda").check_available()
     from .backends.cuda.launch import measure_launch_us
     return measure_launch_us(n)
+
+
+def _load_backend():
+    """Load the cuda backend (numba): backends.cuda.eager registers cuda's device mode."""
+    from .backends.cuda import eager  # noqa: F401  (lazy: numba loads only when cuda is used)
+
+
+_register_device("cuda", is_available=is_available, load=_load_backend)

@@ -3,8 +3,64 @@
 A tensor is on the device its storage lives on: a numpy array (cpu) or a
 `graphc.backends.cuda.device_array.DeviceArray` (cuda:0). `move` copies storage between them;
 `mismatch` is torch's error for an op whose tensors are on different devices.
+
+A leaf: it imports nothing from graphc. Backends register with it (`register`): graphc.cuda
+registers cuda's availability check and how to load its backend; the cuda backend, once loaded,
+registers its device mode (storage type, host<->device moves, eager single-op dispatch), which
+graphc.tensor's `apply` consults for tensors whose storage is not a numpy array.
 """
 from __future__ import annotations
+
+import numpy as np
+
+
+class DeviceMode:
+    """What is registered for one device type. is_available() -> bool; load() imports the backend
+    that registers the rest: storage (the array type), to_device(host array), to_host(data),
+    run(prim, operands, attrs) (one primitive eagerly), HostScalar(value, shape, dtype) (a host
+    value taking part in a device op) and fill(dst, value)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.is_available = lambda: False
+        self.load = None
+        self.storage = None
+
+    def loaded(self):
+        """self, with its backend's operations registered (loading the backend on first use)."""
+        if self.storage is None and self.load is not None:
+            self.load()
+        if self.storage is None:
+            raise RuntimeError(f"graphc: no backend registered the {self.kind} device")
+        return self
+
+
+_MODES: dict = {}     # device type -> DeviceMode
+
+
+def register(kind, *, is_available=None, load=None, storage=None, to_device=None, to_host=None,
+             run=None, HostScalar=None, fill=None):  # noqa: N803 - HostScalar names the class
+    """Register (part of) device type `kind`'s mode; the parts not given are left as they are."""
+    m = _MODES.get(kind) or _MODES.setdefault(kind, DeviceMode(kind))
+    for name, value in (("is_available", is_available), ("load", load), ("to_device", to_device),
+                        ("to_host", to_host), ("run", run), ("HostScalar", HostScalar),
+                        ("fill", fill), ("storage", storage)):
+        if value is not None:
+            setattr(m, name, value)
+    return m
+
+
+def device_mode(kind) -> DeviceMode:
+    """The registered mode of device type `kind`, its backend loaded."""
+    m = _MODES.get(kind)
+    if m is None:
+        raise RuntimeError(f"graphc: no backend registered the {kind} device")
+    return m.loaded()
+
+
+def _is_available(kind) -> bool:
+    m = _MODES.get(kind)
+    return m is not None and bool(m.is_available())
 
 
 class device:
@@ -24,8 +80,7 @@ class device:
     def check_available(self):
         """self, if graphc can put tensors there; RuntimeError otherwise."""
         if self.type == "cuda":
-            from . import cuda
-            if not cuda.is_available():
+            if not _is_available("cuda"):
                 raise RuntimeError("graphc: CUDA device requested but CUDA is not available "
                                    "(graphc.cuda.is_available() is False: no GPU/driver, or numba-cuda "
                                    "is not installed); use device='cpu'")
@@ -72,10 +127,14 @@ def mismatch(a, b) -> RuntimeError:
 
 def move(data, dev):
     """A tensor's storage copied to device `dev` (numpy array <-> DeviceArray)."""
-    import numpy as np
     if dev.type == "cpu":
-        return data if type(data) is np.ndarray else data.copy_to_host()
-    from .backends.cuda.device_array import DeviceArray
-    if type(data) is DeviceArray:
+        if type(data) is np.ndarray:
+            return data
+        for m in list(_MODES.values()):
+            if m.load is not None and type(data) is m.loaded().storage:
+                return m.to_host(data)
+        raise TypeError(f"graphc: no registered device holds storage of type {type(data).__name__}")
+    m = device_mode(dev.type)
+    if type(data) is m.storage:
         return data
-    return DeviceArray.from_host(data)
+    return m.to_device(data)

@@ -16,7 +16,7 @@ import numpy as np
 from . import autograd as _ag
 from . import dtypes as _dt
 from . import mode as _tracing
-from .device import CPU, CUDA0, cuda_device, device as _device, mismatch, move
+from .device import CPU, CUDA0, cuda_device, device as _device, device_mode, mismatch, move
 from .ir.graph import TensorType
 from .ops.registry import PRIMITIVES, Primitive as _Primitive
 
@@ -437,7 +437,7 @@ _VIEW_OPS = ("reshape", "permute", "slice", "broadcast_to")
 
 def _run_cuda(prim, inputs, attrs, out_type):
     """One primitive on cuda operands (device arrays; single host values mix in as scalars)."""
-    from .backends.cuda import eager      # (lazy: the cuda backend loads numba)
+    eager = device_mode("cuda")        # the cuda backend's registered eager mode (loads numba)
     operands = []
     for t in inputs:
         d = t._data
@@ -469,7 +469,7 @@ def apply_on(device, name: str, **attrs) -> Tensor:
         return apply(name, **attrs)
     if _device(device).check_available().type == "cpu":
         return apply(name, **attrs)
-    from .backends.cuda import eager
+    eager = device_mode("cuda")
     prim = PRIMITIVES[name]
     out_type = prim.infer(**attrs)
     return Tensor._wrap(eager.run(prim, [], attrs), dtype=out_type.dtype)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...device import device_mode
 from . import _numba
 
 
@@ -103,8 +104,7 @@ class DeviceArray:
                 self.flat.copy_to_device(value.flat)
             return
         if isinstance(value, (bool, int, float, np.generic)):
-            from .eager import fill
-            fill(self, value)
+            device_mode("cuda").fill(self, value)      # eager's `full` kernel
             return
         if isinstance(value, np.ndarray):
             host = np.ascontiguousarray(np.broadcast_to(value, self.shape), dtype=self.dtype).reshape(-1)

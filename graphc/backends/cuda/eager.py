@@ -17,6 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ...device import register as _register_device
 from ... import dtypes as _dt
 from ...ir import Graph, TensorType
 from . import _numba
@@ -200,3 +201,8 @@ def fill(dst: DeviceArray, value):
 
 def cache_info() -> dict:
     return {"kernels": len(_KERNELS), "scalars": len(_SCALARS)}
+
+
+# cuda's device mode: graphc.device moves storage and graphc.tensor.apply runs eager ops through it
+_register_device("cuda", storage=DeviceArray, to_device=DeviceArray.from_host,
+                          to_host=DeviceArray.copy_to_host, run=run, HostScalar=HostScalar, fill=fill)

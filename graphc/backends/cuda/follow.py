@@ -10,6 +10,7 @@ mirror), which takes part as a scalar would. Everything else (attributes such as
 """
 from __future__ import annotations
 
+from ...device import device
 from .device_array import DeviceArray
 
 
@@ -29,7 +30,6 @@ class FollowInputs:
     def cuda(self):
         """The device-resident cuda executable of this graph (built on first use)."""
         if self._cuda is None:
-            from ...device import device
             device("cuda").check_available()
             if self._backend == "cuda" and hasattr(self.host, "run_on_device"):
                 self._cuda = self.host

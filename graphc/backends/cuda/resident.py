@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...device import mismatch
 from .device_array import DeviceArray
 from .launch import Launcher, PreparedLaunch
 
@@ -76,7 +77,6 @@ class ResidentCall:
             if tuple(a.shape) != v.type.shape or a.dtype != v.type.dtype.np:
                 raise ValueError(f"{g.name}: input %{v.name} expects {v.type}, got {a.dtype}{list(a.shape)}")
             if type(a) is not DeviceArray and a.ndim != 0 and not (v.kind == "state" and v.label == "rng"):
-                from ...device import mismatch
                 lbl = (labels or {}).get(k) or v.label or v.name
                 raise RuntimeError(f"{mismatch('cuda:0', 'cpu').args[0]} (argument '{lbl}' is on cpu; the "
                                    "compiled call runs on cuda:0)")
