@@ -156,11 +156,15 @@ class Graph:
         return name
 
     def reserve(self, names, counter: int | None = None) -> None:
-        """Keep these names from fresh_name (and start its numbering at counter, if given): a
-        pass rebuilding a graph keeps the old graph's names for the nodes it keeps."""
+        """Keep these names from fresh_name (and start its numbering at counter, if given)."""
         self._names.update(names)
         if counter is not None:
             self._counter = counter
+
+    def reserve_names_of(self, old: "Graph") -> None:
+        """A pass rebuilding `old` node by node: old's node names stay reserved (a kept node
+        keeps its name) and fresh names continue old's numbering (never colliding)."""
+        self.reserve({n.out.name for n in old.nodes}, counter=old._counter)
 
     def add_input(self, type: TensorType, kind: str = "arg", label: str | None = None,
                   name: str | None = None) -> Value:

@@ -66,7 +66,7 @@ class _Rebuild:
         self.env = {}
         for v in old.inputs:
             self.env[v.name] = g.add_input(v.type, v.kind, v.label, name=v.name)
-        g.reserve({n.out.name for n in old.nodes}, counter=old._counter)
+        g.reserve_names_of(old)
         self.g = g
 
     def candidate(self, n: Node) -> Node:
