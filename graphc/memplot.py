@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 
+from .ir.buffer import buffers_of
 from .ir.graph import Graph
 
 
@@ -25,13 +26,13 @@ def buffers(graph: Graph):
     step, last, root = _lifetimes(graph)
     out = []
     for t, n in enumerate(graph.nodes):
-        bufs = n.attrs.get("buffers")
+        bufs = buffers_of(n)
         if not bufs:
             continue
         for k, v in enumerate(n.outs):
             b = bufs[k] if k < len(bufs) else None
-            if b and b.startswith("arena+"):
-                out.append((v, t, max(last.get(v.name, t), t), int(b[6:]), v.type.nbytes,
+            if b is not None and b.kind == "arena":
+                out.append((v, t, max(last.get(v.name, t), t), b.offset, v.type.nbytes,
                             n.attrs.get("kind", n.op)))
     return out
 

@@ -183,9 +183,9 @@ def write_report(compiled_fn, path, *args, collapse=None, title=None, progress=T
         out.append("<p class='muted'>no kernels in the final graph</p>")
     for j, k in enumerate(ks):
         outs = ", ".join(f"%{v.name}: {v.type}" for v in k.outs)
-        bufs = k.attrs.get("buffers")
+        bufs = [str(b) for b in k.attrs.get("buffers") or ()]
         out.append(f"<h3>kernel {j} [{_e(k.attrs.get('kind', '?'))}] -&gt; {_e(outs)}"
-                   + (f" <span class='muted'>buffers {_e(list(bufs))}</span>" if bufs else "") + "</h3>")
+                   + (f" <span class='muted'>buffers {_e(bufs)}</span>" if bufs else "") + "</h3>")
         out.append(f"<pre>{_e(print_graph(k.body, locs=True)) if k.body is not None else ''}</pre>")
     try:
         exe = entry.exe

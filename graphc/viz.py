@@ -231,7 +231,7 @@ def to_dot(graph: Graph, collapse: bool = False, title: str | None = None,
             color = KERNEL_COLORS.get(kind, "#d0d0d0")
             d.lines.append(f"  subgraph {_q(f'cluster_k{i}')} {{")
             bufs = n.attrs.get("buffers")
-            extra = f"  buffers={list(bufs)}" if bufs else ""
+            extra = f"  buffers={[str(b) for b in bufs]}" if bufs else ""
             d.lines.append(f"    label={_q(f'kernel {body.name} [{kind}]' + extra)}; style=\"rounded,filled\"; "
                            f"fillcolor={_q(color + '55')}; color={_q(color)}; fontsize=10;")
             d.lines.append(f"    tooltip={_tip(format_node(n, locs=True))};")

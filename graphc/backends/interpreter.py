@@ -10,6 +10,7 @@ import weakref
 
 import numpy as np
 
+from ..ir.buffer import buffer_of
 from ..ops.registry import PRIMITIVES
 from . import register
 
@@ -100,15 +101,14 @@ class PlannedInterpreter(Interpreter):
         self.arena = np.zeros(arena_bytes(graph), dtype=np.uint8)
 
     def place(self, node, value, array, env):
-        k = node.outs.index(value)
-        where = node.attrs["buffers"][k]
+        where = buffer_of(node, value)
         t = value.type
-        if where.startswith("arena+"):
-            off = int(where[6:])
+        if where.kind == "arena":
+            off = where.offset
             dst = self.arena[off:off + t.nbytes].view(t.dtype.np).reshape(t.shape)
-        elif where.startswith("state:"):
-            dst = self._inputs[where[6:]]   # env may have dropped it after its last read
-        elif where == "view":
+        elif where.kind == "state":
+            dst = self._inputs[where.state]   # env may have dropped it after its last read
+        elif where.kind == "view":
             return array
         else:   # "out": a fresh buffer, never a view of the arena or of an input
             return np.array(array, copy=True)

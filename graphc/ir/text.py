@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from .. import dtypes as _dt
+from .buffer import Buffer
 from .graph import Graph, TensorType
 from .printer import (_BARE, _label, _norm, _ordered_attrs, _scalar, format_input,  # noqa: F401
                       format_node, format_value, print_graph, structure)
@@ -121,6 +122,11 @@ def parse_attrs(text: str) -> dict:
         if k.arg in attrs:
             raise ValueError(f"attribute {k.arg!r} given twice")
         attrs[k.arg] = _literal(k.value)
+    if "buffers" in attrs:      # the memory plan: its printed strings back to records
+        bufs = attrs["buffers"]
+        if not isinstance(bufs, (tuple, list)):
+            raise ValueError(f"buffers={bufs!r}: expected a tuple of buffers like ('arena+0', 'out')")
+        attrs["buffers"] = tuple(Buffer.parse(b) for b in bufs)
     return attrs
 
 

@@ -1,11 +1,14 @@
 """Memory planning: every intermediate buffer gets an offset in one arena.
 
-Each kernel node gets `buffers`, one entry per output value, saying where it lives:
-  "arena+N"   an intermediate, at byte N of the graph's one arena
-  "out"       a fresh buffer per call (returned to the caller, or copied into state after)
-  "state:S"   the new value of state input %S, written into S's own buffer in place (every
-              reader of the old value has run, and the kernel reads S element for element)
-  "view"      a reshape: aliases its input's buffer, no memory of its own
+Each kernel node gets `buffers`, one `Buffer` record (ir/buffer.py) per output value, saying
+where it lives (the IR text prints each as the string on the left):
+  "arena+N"   Buffer("arena", offset=N): an intermediate, at byte N of the graph's one arena
+  "out"       Buffer("out"): a fresh buffer per call (returned to the caller, or copied into
+              state after)
+  "state:S"   Buffer("state", state=S): the new value of state input %S, written into S's own
+              buffer in place (every reader of the old value has run, and the kernel reads S
+              element for element)
+  "view"      Buffer("view"): a reshape: aliases its input's buffer, no memory of its own
 
 Offsets are chosen greedy-by-size with best fit among buffers whose lifetimes overlap, aligned
 to 64 bytes; a kernel output whose input buffer dies at that kernel, read element for element,
@@ -16,6 +19,7 @@ step of the schedule); `validate_plan` proves that no two buffers live at once o
 """
 from __future__ import annotations
 
+from ..ir.buffer import Buffer
 from ..ir.graph import Graph
 
 ALIGN = 64
@@ -83,21 +87,21 @@ def plan_memory(graph: Graph) -> Graph:
         if s is not None and v.producer is not None and v.name not in target_of:
             target_of[v.name] = s
     taken = set()
-    where = {}                                  # value name -> buffer string (arena filled below)
+    where = {}                                  # value name -> Buffer (arena filled below)
     allocs, alloc_of = [], {}                   # [size, start, end]; value name -> alloc index
     for t, n in enumerate(g.nodes):
         if n.attrs.get("kind") == "view":
-            where[n.out.name] = "view"
+            where[n.out.name] = Buffer("view")
             continue
         claimed = set()                         # input allocations an output of n overwrites
         for v in n.outs:
             s = target_of.get(v.name)
             if (s is not None and v.name not in returned and s.name not in taken
                     and _can_write_state(g, t, n, v, s, last)):
-                where[v.name] = f"state:{s.name}"
+                where[v.name] = Buffer("state", state=s.name)
                 taken.add(s.name)
             elif v.name in returned or v.name in updated:
-                where[v.name] = "out"
+                where[v.name] = Buffer("out")
             else:
                 where[v.name] = None            # arena: offset decided below
                 end = last.get(v.name, t)
@@ -111,7 +115,7 @@ def plan_memory(graph: Graph) -> Graph:
                     allocs.append([v.type.nbytes, t, end])
     offsets = _place(allocs)
     for name, a in alloc_of.items():
-        where[name] = f"arena+{offsets[a]}"
+        where[name] = Buffer("arena", offset=offsets[a])
     for n in g.nodes:
         n.attrs["buffers"] = tuple(where[v.name] for v in n.outs)
     return g
@@ -176,12 +180,17 @@ def _buffers(g):
     for t, n in enumerate(g.nodes):
         bufs = n.attrs.get("buffers")
         for k, v in enumerate(n.outs):
-            yield t, n, v, (bufs[k] if bufs is not None and k < len(bufs) else None)
+            b = bufs[k] if bufs is not None and k < len(bufs) else None
+            try:
+                b = None if b is None else Buffer.of(b)
+            except ValueError as e:
+                raise PlanError(f"%{v.name}: {e}") from None
+            yield t, n, v, b
 
 
 def arena_bytes(g: Graph) -> int:
-    return max([int(b[6:]) + _align(v.type.nbytes) for _, _, v, b in _buffers(g)
-                if b and b.startswith("arena+")], default=0)
+    return max([b.offset + _align(v.type.nbytes) for _, _, v, b in _buffers(g)
+                if b is not None and b.kind == "arena"], default=0)
 
 
 def memory_report(g: Graph) -> dict:
@@ -200,13 +209,13 @@ def memory_report(g: Graph) -> dict:
     returned = {v.name for v in g.outputs}
     bufs, naive, fresh = [], 0, 0
     for t, _, v, b in _buffers(g):
-        if b == "view":
+        if b is not None and b.kind == "view":
             continue
         if v.name not in returned:
             naive += v.type.nbytes
-        if b and b.startswith("arena+"):
+        if b is not None and b.kind == "arena":
             bufs.append((t, last.get(v.name, t), v.type.nbytes))
-        elif b == "out":
+        elif b is not None and b.kind == "out":
             fresh += v.type.nbytes
     lower = max([sum(sz for s, e, sz in bufs if s <= t <= e) for t in range(len(g.nodes))], default=0)
     return {"naive_bytes": naive, "arena_bytes": arena_bytes(g), "lower_bound_bytes": lower,
@@ -227,16 +236,16 @@ def validate_plan(g: Graph) -> Graph:
     for t, n, v, b in _buffers(g):
         if b is None:
             raise PlanError(f"%{v.name} has no buffer assigned")
-        if b.startswith("arena+"):
-            off = int(b[6:])
+        if b.kind == "arena":
+            off = b.offset
             if off % ALIGN:
                 raise PlanError(f"%{v.name}: offset {off} is not {ALIGN}-byte aligned")
             if v.type.nbytes:
                 arena.append((t, last.get(v.name, t), off, off + v.type.nbytes, n, v))
-        elif b.startswith("state:"):
-            s = next((x for x in g.inputs if x.name == b[6:] and x.kind == "state"), None)
+        elif b.kind == "state":
+            s = next((x for x in g.inputs if x.name == b.state and x.kind == "state"), None)
             if s is None:
-                raise PlanError(f"%{v.name} is written into %{b[6:]}, which is not a state input")
+                raise PlanError(f"%{v.name} is written into %{b.state}, which is not a state input")
             if last.get(s.name, -1) > t:
                 raise PlanError(f"%{v.name} overwrites state %{s.name}, which is read later")
     for i, (s1, e1, a1, b1, n1, v1) in enumerate(arena):

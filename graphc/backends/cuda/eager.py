@@ -20,6 +20,7 @@ import numpy as np
 from ...device import register as _register_device
 from ... import dtypes as _dt
 from ...ir import Graph, TensorType
+from ...ir.buffer import buffer_of
 from . import _numba
 from .codegen import Config, generate
 from .device_array import DeviceArray
@@ -134,15 +135,15 @@ class OpKernel:
         if v.name in self.input_index:
             return ("in", self.input_index[v.name])
         k = self.producer[v.name]
-        buf = k.attrs["buffers"][k.outs.index(v)]
-        if buf == "view":
+        buf = buffer_of(k, v)
+        if buf.kind == "view":
             return self._operand(k.inputs[0])
-        if buf == "out" and v.name in self.out_slot:
+        if buf.kind == "out" and v.name in self.out_slot:
             return ("out", self.out_slot[v.name])
-        if buf.startswith("arena+"):
-            return ("fixed", self._view(int(buf[6:]), v.type))
+        if buf.kind == "arena":
+            return ("fixed", self._view(buf.offset, v.type))
         raise NotImplementedError(f"graphc: the operation '{self.name}' is unsupported on cuda "
-                                  f"(buffer {buf!r} in its one-op graph)")
+                                  f"(buffer {str(buf)!r} in its one-op graph)")
 
     def __call__(self, flats, out=None):
         if self.identity is not None:

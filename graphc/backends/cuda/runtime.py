@@ -30,6 +30,7 @@ import weakref
 
 import numpy as np
 
+from ...ir.buffer import buffer_of, buffers_of
 from . import _numba
 from .codegen import Config, generate
 from .launch import Launcher, PreparedLaunch
@@ -89,7 +90,7 @@ class CudaExecutable:
             self._in_off.append(off)
             off = _align(off + v.type.nbytes)
         self.out_values = [v for k in graph.nodes if k.op == "kernel"
-                           for v, b in zip(k.outs, k.attrs["buffers"]) if b == "out"]
+                           for v, b in zip(k.outs, buffers_of(k)) if b.kind == "out"]
         self._out_off = {}
         for v in self.out_values:
             self._out_off[v.name] = off
@@ -114,8 +115,8 @@ class CudaExecutable:
         self.compile_seconds = time.perf_counter() - t0
         self._resident = None
         self._results = [self._result(v) for v in list(graph.outputs) + [v for _, v in graph.updates]]
-        self._written = sorted({self.input_index[b[6:]] for k in graph.nodes if k.op == "kernel"
-                                for b in k.attrs["buffers"] if b.startswith("state:")})
+        self._written = sorted({self.input_index[b.state] for k in graph.nodes if k.op == "kernel"
+                                for b in buffers_of(k) if b.kind == "state"})
 
     # -- buffers
     def _view(self, off, t):
@@ -127,16 +128,14 @@ class CudaExecutable:
         if v.name in self.input_index:
             return ("in", self.input_index[v.name])
         k = self.producer[v.name]
-        buf = k.attrs["buffers"][k.outs.index(v)]
-        if buf == "view":
+        buf = buffer_of(k, v)
+        if buf.kind == "view":
             return self.where(k.inputs[0])
-        if buf.startswith("arena+"):
-            return ("arena", int(buf[6:]))
-        if buf.startswith("state:"):
-            return ("in", self.input_index[buf[6:]])
-        if buf == "out":
-            return ("out", self._out_off[v.name])
-        raise NotImplementedError(f"cuda backend: kernel %{k.out.name}: unknown buffer {buf!r}")
+        if buf.kind == "arena":
+            return ("arena", buf.offset)
+        if buf.kind == "state":
+            return ("in", self.input_index[buf.state])
+        return ("out", self._out_off[v.name])
 
     def device_view(self, v):
         kind, x = self.where(v)

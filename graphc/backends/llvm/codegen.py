@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from ...ir.buffer import buffer_of, buffers_of
 from ...ops.random import GOLDEN, MIX1, MIX2
 from . import indexing as IX
 from . import scalar as S
@@ -692,7 +693,7 @@ class ModuleBuilder:
             check_kernel(k)
         self.producer = {v.name: k for k in graph.nodes for v in k.outs}
         self.inputs = {v.name: i for i, v in enumerate(graph.inputs)}
-        self.out_values = [v for k in graph.nodes for v, buf in zip(k.outs, k.attrs["buffers"]) if buf == "out"]
+        self.out_values = [v for k in graph.nodes for v, buf in zip(k.outs, buffers_of(k)) if buf.kind == "out"]
         self.scratch_bytes = 0
         self.direct = {}
         for k in graph.nodes:
@@ -834,17 +835,15 @@ class ModuleBuilder:
             if v.name in self.inputs:
                 return ("in", self.inputs[v.name])
             k = self.producer[v.name]
-            buf = k.attrs["buffers"][k.outs.index(v)]
-            if buf != "view":
+            buf = buffer_of(k, v)
+            if buf.kind != "view":
                 break
             v = k.inputs[0]
-        if buf.startswith("arena+"):
-            return ("arena", int(buf[6:]))
-        if buf.startswith("state:"):
-            return ("in", self.inputs[buf[6:]])
-        if buf == "out":
-            return ("out", self.out_values.index(v))
-        raise NotImplementedError(f"llvm backend: kernel %{k.out.name}: unknown buffer {buf!r}")
+        if buf.kind == "arena":
+            return ("arena", buf.offset)
+        if buf.kind == "state":
+            return ("in", self.inputs[buf.state])
+        return ("out", self.out_values.index(v))
 
     def _direct_matmul(self, k):
         """May the GEMM write straight into the kernel's output? Not when that output overwrites
