@@ -1,0 +1,61 @@
+"""Opaque kernels: scatter_add (copy the input, then add each source element at its index) and
+fold (zero, then add each column element into its image pixel), split over dim 0 where each
+index there writes only its own slice."""
+from __future__ import annotations
+
+from . import indexing as IX
+from .types import const, i64, is_float
+
+
+class OpaqueGen:
+    """KernelGen's opaque kernels."""
+
+    def _opaque(self):
+        node = self.kernel.body.nodes[0]
+        getattr(self, "_" + node.op)(node)
+
+    def _scatter_add(self, node):
+        x, idx, src = node.inputs
+        out = self.out_ptrs[0]
+        axis = node.attrs["axis"]
+        b = self.b
+        ranged = axis != 0 and bool(x.type.shape)    # rows [lo, hi) of dim 0 only touch their own rows
+        self.nest(list(x.type.shape) or [1], lambda i: self.store(
+            out, x.type, i if x.type.shape else [], self.load(self.in_ptrs[x.name], x.type, i if x.type.shape else [])),
+            ranged=ranged)
+
+        def add(i):
+            j = list(i)
+            j[axis] = self.load(self.in_ptrs[idx.name], idx.type, i)
+            self.check_index(j[axis], x.type.shape[axis], f"scatter_add index along axis {axis} (%{node.out.name})")
+            s = self.load(self.in_ptrs[src.name], src.type, i)
+            cur = self.load(out, x.type, j)
+            self.store(out, x.type, j, b.fadd(cur, s) if is_float(x.type.dtype) else b.add(cur, s))
+        self.nest(list(idx.type.shape), add, ranged=ranged)
+
+    def _fold(self, node):
+        cols = node.inputs[0]
+        a = node.attrs
+        (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (a["output_size"], a["kernel"], a["stride"],
+                                                          a["padding"], a["dilation"])
+        oh, ow = IX._out_size(h, kh, sh, ph, dh), IX._out_size(w, kw, sw, pw, dw)
+        out_t = node.out.type
+        n, c = out_t.shape[:2]
+        out = self.out_ptrs[0]
+        b = self.b
+        dt = out_t.dtype
+        self.nest(list(out_t.shape), lambda i: self.store(out, out_t, i, const(dt, 0)), ranged=True)
+
+        def add(i):
+            ni, ci, ki, kj, oy, ox = i
+            y = b.sub(b.add(b.mul(oy, i64(sh)), b.mul(ki, i64(dh))), i64(ph))
+            x = b.sub(b.add(b.mul(ox, i64(sw)), b.mul(kj, i64(dw))), i64(pw))
+            ok = b.and_(b.and_(b.icmp_signed(">=", y, i64(0)), b.icmp_signed("<", y, i64(h))),
+                        b.and_(b.icmp_signed(">=", x, i64(0)), b.icmp_signed("<", x, i64(w))))
+            with b.if_then(ok):
+                ck = b.add(b.mul(ci, i64(kh * kw)), b.add(b.mul(ki, i64(kw)), kj))
+                l = b.add(b.mul(oy, i64(ow)), ox)
+                s = self.load(self.in_ptrs[cols.name], cols.type, [ni, ck, l])
+                cur = self.load(out, out_t, [ni, ci, y, x])
+                self.store(out, out_t, [ni, ci, y, x], b.fadd(cur, s) if is_float(dt) else b.add(cur, s))
+        self.nest([n, c, kh, kw, oh, ow], add, ranged=True)     # image n only adds into image n
