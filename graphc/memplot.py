@@ -38,7 +38,7 @@ def buffers(graph: Graph):
 
 
 def is_planned(graph: Graph) -> bool:
-    return any("buffers" in n.attrs for n in graph.nodes)
+    return graph.is_planned
 
 
 def plot_memory(graph: Graph, path=None, title: str | None = None):

@@ -129,8 +129,7 @@ def _impl(node):
 
 
 def compile(graph, **options):
-    planned = any("buffers" in n.attrs for n in graph.nodes)
-    return PlannedInterpreter(graph) if planned else Interpreter(graph)
+    return PlannedInterpreter(graph) if graph.is_planned else Interpreter(graph)
 
 
 register("interp", compile)

@@ -197,7 +197,7 @@ class CompiledFunction(_TraceCall):
                "kernels": kernel_count(final) if final.kernels() else len(final.nodes),
                "bytes_moved": bytes_moved(final),
                "bytes_moved_unfused": bytes_moved(before)}
-        if any("buffers" in n.attrs for n in final.nodes):
+        if final.is_planned:
             out.update(memory_report(final))
         else:
             out.update(naive_bytes=None, arena_bytes=None, lower_bound_bytes=None, fresh_bytes=None)

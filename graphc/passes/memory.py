@@ -118,6 +118,7 @@ def plan_memory(graph: Graph) -> Graph:
         where[name] = Buffer("arena", offset=offsets[a])
     for n in g.nodes:
         n.attrs["buffers"] = tuple(where[v.name] for v in n.outs)
+    g.level = "planned"
     return g
 
 
