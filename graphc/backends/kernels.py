@@ -24,6 +24,22 @@ OPAQUE_OPS = ("scatter_add", "fold")
 STRUCTURAL = REDUCTIONS + MOVEMENT + SOURCES + OPAQUE_OPS + ("matmul",)
 
 
+def strides(shape):
+    """Row-major strides, in elements, of a buffer of `shape` (both code generators index so)."""
+    s, acc = [], 1
+    for n in reversed(shape):
+        s.append(acc)
+        acc *= n
+    return s[::-1]
+
+
+def numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
 def lowered(elementwise):
     """The primitives a native backend lowers: its elementwise rule table's and STRUCTURAL."""
     return set(elementwise) | set(STRUCTURAL)

@@ -3,19 +3,7 @@ temporaries) and index arithmetic on row-major linear offsets, as expression str
 from __future__ import annotations
 
 
-def strides(shape):
-    s, acc = [], 1
-    for n in reversed(shape):
-        s.append(acc)
-        acc *= n
-    return s[::-1]
-
-
-def numel(shape):
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+from ..kernels import numel, strides  # noqa: F401  (re-exported: the cuda modules import them here)
 
 
 class Block:

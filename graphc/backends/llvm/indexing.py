@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from ..kernels import strides  # noqa: F401  (one home for the row-major index algebra)
 from .types import I1, i64
 
-
-def strides(shape):
-    s, acc = [], 1
-    for n in reversed(shape):
-        s.append(acc)
-        acc *= n
-    return s[::-1]
 
 
 def linear(b, idx, shape):

@@ -109,30 +109,27 @@ def argmin(x, dim=None, keepdim=False):
     return argmax(neg(x), dim, keepdim)
 
 
-def max(x, dim=None, keepdim=False):
+def _extreme(x, dim, keepdim, elementwise, full, arg, result):
+    """torch.max / torch.min: of two tensors elementwise, of all elements, or (values, indices)
+    along dim."""
     if isinstance(dim, Tensor):           # torch.max(a, b) is maximum
-        return maximum(x, dim)
+        return elementwise(x, dim)
     if dim is None:
-        return amax(x)
-    idx = argmax(x, dim, keepdim=True)
+        return full(x)
+    idx = arg(x, dim, keepdim=True)
     d = _dim(dim, x.ndim) if x.ndim else 0
     vals = take_along_axis(x, idx, d) if x.ndim else x
     if not keepdim and x.ndim:
         vals, idx = squeeze(vals, d), squeeze(idx, d)
-    return MaxResult(vals, idx)
+    return result(vals, idx)
+
+
+def max(x, dim=None, keepdim=False):
+    return _extreme(x, dim, keepdim, maximum, amax, argmax, MaxResult)
 
 
 def min(x, dim=None, keepdim=False):
-    if isinstance(dim, Tensor):
-        return minimum(x, dim)
-    if dim is None:
-        return amin(x)
-    idx = argmin(x, dim, keepdim=True)
-    d = _dim(dim, x.ndim) if x.ndim else 0
-    vals = take_along_axis(x, idx, d) if x.ndim else x
-    if not keepdim and x.ndim:
-        vals, idx = squeeze(vals, d), squeeze(idx, d)
-    return MinResult(vals, idx)
+    return _extreme(x, dim, keepdim, minimum, amin, argmin, MinResult)
 
 
 def any(x, dim=None, keepdim=False):
