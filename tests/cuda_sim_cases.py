@@ -383,7 +383,7 @@ def test_matmul_epilogue_in_place_state_update():
       update m <- %4
     }""")
     p = plan(g)
-    assert any(b.startswith("state:") for k in p.nodes for b in k.attrs["buffers"])
+    assert any(b.kind == "state" for k in p.nodes for b in k.attrs["buffers"])
     check(p, planned=True)
     ins = inputs_for(p)
     w, m = ins[2], ins[3]

@@ -478,7 +478,7 @@ def test_odd_sizes_size_one_empty_and_transposed_inputs_under_checks(shape):
         np.testing.assert_allclose(got[1], want_s.sum(1))
         np.testing.assert_allclose(got[2], np.exp(xt).sum(0))
         np.testing.assert_allclose(got[3], want_s)     # the update value (written in place where planned)
-        if any(b.startswith("state:") for k in p.nodes for b in k.attrs["buffers"]):
+        if any(b.kind == "state" for k in p.nodes for b in k.attrs["buffers"]):
             assert got[3] is st
             np.testing.assert_allclose(st, want_s)
 

@@ -7,6 +7,7 @@ import graphc as gc
 import graphc.nn.functional as F
 from graphc.backends.interpreter import Interpreter, PlannedInterpreter
 from graphc.ir import parse_graph, print_graph, verify
+from graphc.ir.buffer import Buffer
 from graphc.passes.fusion import fuse
 from graphc.passes.memory import PlanError, memory_report, plan_memory, validate_plan
 from graphc.passes.schedule import peak_live_bytes, schedule
@@ -75,7 +76,7 @@ def test_state_update_is_written_in_place_and_old_value_readers_run_first():
       update w <- %2
     }""")
     p = _plan(g)
-    assert any(b == "state:w" for n in p.nodes for b in n.attrs["buffers"]), print_graph(p)
+    assert any(b == Buffer("state", state="w") for n in p.nodes for b in n.attrs["buffers"]), print_graph(p)
     a = _inputs(g)
     w_before = a[1].copy()
     out = PlannedInterpreter(p)(a)
@@ -100,11 +101,12 @@ def test_in_place_reuse_of_a_dying_input():
 def test_validator_rejects_overlapping_live_buffers():
     g = parse_graph(CHAIN)
     p = _plan(g)
-    arena_nodes = [n for n in p.nodes if any(b.startswith("arena+") for b in n.attrs["buffers"])]
+    arena_nodes = [n for n in p.nodes if any(b.kind == "arena" for b in n.attrs["buffers"])]
     assert len(arena_nodes) >= 2
     # put every arena buffer at offset 0: two of them are alive together
     for n in arena_nodes:
-        n.attrs["buffers"] = tuple("arena+0" if b.startswith("arena+") else b for b in n.attrs["buffers"])
+        n.attrs["buffers"] = tuple(Buffer("arena", offset=0) if b.kind == "arena" else b
+                                    for b in n.attrs["buffers"])
     with pytest.raises(PlanError, match="overlap"):
         validate_plan(p)
 
@@ -112,8 +114,8 @@ def test_validator_rejects_overlapping_live_buffers():
 def test_validator_rejects_misaligned_offsets_and_late_state_readers():
     g = parse_graph(CHAIN)
     p = _plan(g)
-    n = next(n for n in p.nodes if any(b.startswith("arena+") for b in n.attrs["buffers"]))
-    n.attrs["buffers"] = tuple("arena+8" if b.startswith("arena+") else b for b in n.attrs["buffers"])
+    n = next(n for n in p.nodes if any(b.kind == "arena" for b in n.attrs["buffers"]))
+    n.attrs["buffers"] = tuple(Buffer("arena", offset=8) if b.kind == "arena" else b for b in n.attrs["buffers"])
     with pytest.raises(PlanError, match="aligned"):
         validate_plan(p)
     g2 = parse_graph("""graph step(%x: f32[8], state %w: f32[8]) {
@@ -184,6 +186,6 @@ def test_a_matmul_result_never_overwrites_an_input_its_epilogue_reads():
       update r <- %0
     }""")
     p = _plan(g)
-    assert not any(b == "state:r" for n in p.nodes for b, v in zip(n.attrs["buffers"], n.outs)
+    assert not any(b == Buffer("state", state="r") for n in p.nodes for b, v in zip(n.attrs["buffers"], n.outs)
                    if v.name == "0"), print_graph(p)
     _same_results(g, p)

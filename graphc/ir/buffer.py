@@ -8,7 +8,8 @@
 The plan holds these records; the IR text keeps the strings on the right (`str(b)` is one,
 `repr(b)` its quoted literal, which the printer writes; the parser reads it back with
 `Buffer.parse`), so a dump reads `buffers=('arena+0', 'out')` and parses back to records.
-`Buffer.of` accepts either form (a plan written by hand may hold the strings).
+`Buffer.of` accepts either form (a plan written by hand may hold the strings). A record never
+equals its text: compare records (`b.kind == "arena"`, `b == Buffer("out")`), not strings.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Literal, Optional
 KINDS = ("arena", "out", "state", "view")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Buffer:
     kind: Literal["arena", "out", "state", "view"]
     offset: Optional[int] = None      # kind "arena": the byte offset in the arena
@@ -67,24 +68,6 @@ class Buffer:
     def of(cls, b) -> "Buffer":
         """A record from a record or its text form."""
         return b if isinstance(b, Buffer) else cls.parse(b)
-
-    # -- the text form compares equal to the record (plans written as strings, older checks)
-    def _key(self):
-        return (self.kind, self.offset, self.state)
-
-    def __eq__(self, other):
-        if isinstance(other, Buffer):
-            return self._key() == other._key()
-        if isinstance(other, str):
-            return str(self) == other
-        return NotImplemented
-
-    def __hash__(self):
-        return hash(str(self))
-
-    def startswith(self, prefix) -> bool:
-        """As the text form's str.startswith (checks written against the strings)."""
-        return str(self).startswith(prefix)
 
 
 def buffers_of(node):
