@@ -85,8 +85,8 @@ def _short_attrs(node, limit=40) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def _op_summary(g: Graph, per_line=4) -> str:
-    c = Counter(n.op for n in g.nodes)
+def _op_summary(nodes, per_line=4) -> str:
+    c = Counter(n.op for n in nodes)
     items = [f"{op}" + (f" x{k}" if k > 1 else "") for op, k in c.items()]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return "\n".join(lines)
@@ -190,7 +190,7 @@ def to_dot(graph: Graph, collapse: bool = False, title: str | None = None,
             if key[0] == "k":
                 n = nodes[0]
                 kind = n.attrs.get("kind", "kernel")
-                body = _op_summary(n.body) if n.body is not None else ""
+                body = _op_summary(n.body.nodes) if n.body is not None else ""
                 outs = ", ".join(f"%{v.name}" for v in n.outs)
                 lbl = f"kernel [{kind}] -> {outs}\n{body}"
                 d.node(nid, label=_q(lbl), fillcolor=_q(KERNEL_COLORS.get(kind, "#d0d0d0")),
@@ -198,11 +198,9 @@ def to_dot(graph: Graph, collapse: bool = False, title: str | None = None,
             elif len(nodes) == 1:
                 prim(nid, nodes[0])
             else:
-                sub = Graph("g")
-                sub.nodes = nodes
                 cats = Counter(category_of(n.op) for n in nodes)
                 cat = cats.most_common(1)[0][0]
-                lbl = f"{key[1]}  ({len(nodes)} ops)\n{_op_summary(sub)}"
+                lbl = f"{key[1]}  ({len(nodes)} ops)\n{_op_summary(nodes)}"
                 d.node(nid, label=_q(lbl), fillcolor=_q(CATEGORY_COLORS.get(cat, "#ffffff")),
                        tooltip=_tip("\n".join(format_node(n, locs=True) for n in nodes)))
         env = dict(src)
