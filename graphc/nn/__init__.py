@@ -6,7 +6,14 @@ from .conv import Conv2d  # noqa: F401
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from .activation import ReLU, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Softmax, LogSoftmax  # noqa: F401
+from .activation import (ELU, SELU, CELU, Hardtanh, ReLU6, PReLU, Mish, Softplus, Softsign,  # noqa: F401
+                         Hardswish, Hardsigmoid, LogSigmoid, GLU, Threshold, Tanhshrink, Softshrink,
+                         Hardshrink, Softmin)
 from .misc import Flatten, Unflatten, Dropout, Embedding  # noqa: F401
 from .container import Sequential, ModuleList, ModuleDict  # noqa: F401
 from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss  # noqa: F401
+from .loss import (SmoothL1Loss, HuberLoss, KLDivLoss, CosineEmbeddingLoss, MarginRankingLoss,  # noqa: F401
+                   TripletMarginLoss, PoissonNLLLoss, MultiLabelSoftMarginLoss, SoftMarginLoss,
+                   HingeEmbeddingLoss, GaussianNLLLoss)
+from .distance import CosineSimilarity, PairwiseDistance  # noqa: F401
 from . import functional, init, utils  # noqa: F401

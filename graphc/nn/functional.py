@@ -8,4 +8,14 @@ from ..ops.composites import (  # noqa: F401
 from ..ops.layer_composites import (  # noqa: F401
     conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, batch_norm, dropout, embedding,
 )
+from ..ops.activations import (  # noqa: F401
+    elu, selu, celu, hardtanh, relu6, prelu, mish, softsign, hardswish, hardsigmoid, logsigmoid, glu,
+    threshold, tanhshrink, softshrink, hardshrink, softmin,
+)
+from ..ops.distances import cosine_similarity, pairwise_distance, normalize  # noqa: F401
+from ..ops.losses import (  # noqa: F401
+    legacy_reduction, smooth_l1_loss, huber_loss, kl_div, cosine_embedding_loss, margin_ranking_loss,
+    triplet_margin_loss, poisson_nll_loss, multilabel_soft_margin_loss, soft_margin_loss, hinge_embedding_loss,
+    gaussian_nll_loss,
+)
 from ..ops.functional import pad, sigmoid, tanh, unfold, fold, flatten  # noqa: F401

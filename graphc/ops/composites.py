@@ -7,16 +7,30 @@ import math
 from .. import dtypes as _dt
 from ..tensor import Tensor, _dim
 from . import functional as F
+from .stable import log1p
 
 
-def relu(x):
+def _inplace(fn, x, inplace, *args):
+    """fn(x, *args), or for torch's inplace=True the result written into x, which is returned.
+    fn reads a copy of x then, so the values its backward saved are not the ones overwritten
+    (torch's in-place kernels keep what their backward needs in the same way)."""
+    if not inplace:
+        return fn(x, *args)
+    return x.copy_(fn(F.clone(x), *args))
+
+
+def _relu(x):
     # x <= 0 rather than x > 0 picks the zeros, so NaN (false in every comparison) passes through
     # as torch's relu(nan) = nan, with torch's gradient there (1: torch masks where out <= 0)
     return F.where(F.le(x, 0), F.zeros_like(x), x)
 
 
-def leaky_relu(x, negative_slope=0.01):
-    return F.where(F.gt(x, 0), x, x * negative_slope)
+def relu(x, inplace=False):
+    return _inplace(_relu, x, inplace)
+
+
+def leaky_relu(x, negative_slope=0.01, inplace=False):
+    return _inplace(lambda x: F.where(F.gt(x, 0), x, x * negative_slope), x, inplace)
 
 
 def gelu(x, approximate="none"):
@@ -31,13 +45,16 @@ def gelu(x, approximate="none"):
     return 0.5 * x * (1 + F.erf(x * (1 / math.sqrt(2.0))))
 
 
-def silu(x):
-    return x * F.sigmoid(x)
+def silu(x, inplace=False):
+    return _inplace(lambda x: x * F.sigmoid(x), x, inplace)
 
 
 def softplus(x, beta=1.0, threshold=20.0):
+    """x where beta x > threshold, else log1p(exp(beta x)) / beta (torch's; the exp never
+    sees the large side, and log1p keeps the tiny values of a very negative x)."""
     bx = x * beta
-    return F.where(F.gt(bx, threshold), x, F.log1p(F.exp(F.minimum(bx, threshold))) / beta)
+    big = F.gt(bx, threshold)
+    return F.where(big, x, log1p(F.exp(F.where(big, F.zeros_like(bx), bx))) / beta)
 
 
 def _shifted(x, dim):
@@ -207,7 +224,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
     # log(1 + exp(-|x|)) + max(-x, 0), the stable form of -log(sigmoid(x))
-    log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0.0)
+    log_sig_neg = log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0.0)
     if pos_weight is not None:
         coef = 1 + (pos_weight - 1) * target
         loss = (1 - target) * input + coef * log_sig_neg
