@@ -31,7 +31,7 @@ def _same(a, b):
 
 def _container(header: dict, data: bytes = b"", version=1) -> bytes:
     """A well-formed container (valid checksum) around any header: for tampering tests.
-    Written from the layout documented in graphc/serialization.py, independently of it."""
+    Written from the layout documented in graphc/serialization/__init__.py, independently of it."""
     hb = json.dumps(header).encode()
     pre = struct.pack("<8sIIQQ", MAGIC, version, 0, len(hb), len(data))
     pad = b"\0" * (-(len(pre) + len(hb)) % 64)
