@@ -14,7 +14,7 @@ from .mode import (KNOWN_NAMES, TraceError, _HERE, _ActiveTrace, _current,  # no
                    active, data_dependent, escaped, is_tracing, suspended, tracing, user_frame,
                    user_location)
 from .ops import functional as F
-from .passes.autodiff import backprop
+from .passes.autodiff import gradients, has_gradient
 from .tensor import Tensor, apply
 
 
@@ -224,8 +224,9 @@ class Trace:
 
     # ---- backward() and autograd.grad while tracing ------------------------------------------------
     def backward(self, tensors, grad_tensors, create_graph):
-        """loss.backward() while tracing: run the autodiff pass on the graph traced so far and
-        accumulate the traced gradients into the .grad slots of the captured leaves."""
+        """loss.backward() while tracing: record the gradients of the captured leaves (`grad`
+        placeholders the autodiff pass expands; with create_graph=True the backward nodes
+        themselves) and accumulate them into their .grad slots."""
         tr = self
         for t in tensors:
             if not t.requires_grad:
@@ -233,26 +234,27 @@ class Trace:
         seeds = ag._default_grads(tensors, grad_tensors)
         leaves = tr.leaves_requiring_grad()
         nonleaf = tr.nonleaf_args_requiring_grad()
+        outs = [tr.value_of(t) for t in tensors]
+        for (_, v), reached in zip(nonleaf, has_gradient(tr.graph.nodes, outs, [v for _, v in nonleaf],
+                                                         tr.nograd)):
+            if reached:
+                raise TraceError(
+                    f"backward() inside a compiled function reaches argument '{v.label}', a non-leaf "
+                    "tensor that requires grad: its history is eager, outside the compiled graph, so the "
+                    f"gradient cannot flow into it ({user_location()}). Pass it detached (x.detach()) "
+                    "or call backward() outside the compiled function.")
         with ag.set_grad_enabled(create_graph):
-            grads = backprop(tr, [tr.value_of(t) for t in tensors], seeds,
-                             [v for _, v in leaves] + [v for _, v in nonleaf])
-            for (_, v), g in zip(nonleaf, grads[len(leaves):]):
-                if g is not None:
-                    raise TraceError(
-                        f"backward() inside a compiled function reaches argument '{v.label}', a non-leaf "
-                        "tensor that requires grad: its history is eager, outside the compiled graph, so the "
-                        f"gradient cannot flow into it ({user_location()}). Pass it detached (x.detach()) "
-                        "or call backward() outside the compiled function.")
-            for (leaf, _), g in zip(leaves, grads[:len(leaves)]):
+            grads = gradients(tr, outs, seeds, [v for _, v in leaves], create_graph)
+            for (leaf, _), g in zip(leaves, grads):
                 if g is None:
                     continue
                 old = tr.read_grad(leaf)
                 tr.grads[id(leaf)] = (g if old is None else F.add(old, g))._value
 
-
     def grad(self, outputs, inputs, grad_outputs, allow_unused, create_graph=False):
-        """autograd.grad while tracing: gradients as new traced values, differentiable (recorded
-        with grad mode on) only under create_graph=True, as eagerly."""
+        """autograd.grad while tracing: gradients as new traced values (placeholders for the
+        autodiff pass), differentiable (the backward recorded now, with grad mode on) only
+        under create_graph=True, as eagerly."""
         tr = self
         for t in outputs:
             if not t.requires_grad:
@@ -262,17 +264,18 @@ class Trace:
                 raise RuntimeError(f"autograd.grad: input {i} does not require grad")
         seeds = ag._default_grads(outputs, grad_outputs)
         wrt = [tr.value_of(t) for t in inputs]
+        outs = [tr.value_of(t) for t in outputs]
+        if not allow_unused:
+            for i, reached in enumerate(has_gradient(tr.graph.nodes, outs, wrt, tr.nograd)):
+                if not reached:
+                    raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to not have been "
+                                       "used in the graph. Set allow_unused=True if this is the desired behavior.")
         with ag.set_grad_enabled(create_graph):
-            grads = backprop(tr, [tr.value_of(t) for t in outputs], seeds, wrt)
-        res = []
-        for i, g in enumerate(grads):
-            if g is None and not allow_unused:
-                raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to not have been "
-                                   "used in the graph. Set allow_unused=True if this is the desired behavior.")
+            grads = gradients(tr, outs, seeds, wrt, create_graph)
+        for g in grads:
             if g is not None:
                 g.requires_grad = bool(create_graph)
-            res.append(g)
-        return tuple(res)
+        return tuple(grads)
 
 
 def _check_inplace_result(t, new):

@@ -271,3 +271,256 @@ graph f(%x: f64[3]) {
         np.testing.assert_allclose(dh_, dh, rtol=1e-12)
         np.testing.assert_allclose(dx_, dh * h, rtol=1e-12)
         np.testing.assert_allclose(ds_, 1.0)
+
+
+# ---- the pipeline's autodiff pass: grad placeholders while tracing, expanded by the pass --------
+
+from graphc.passes import autodiff as AD  # noqa: E402
+
+
+@pytest.fixture
+def deferred(monkeypatch):
+    """Tracing leaves the backward to the pass (graphc.passes.autodiff.DEFER_TO_PASS)."""
+    monkeypatch.setattr(AD, "DEFER_TO_PASS", True)
+
+
+def _sgd_step():
+    gc.manual_seed(0)
+    model = gc.nn.Sequential(gc.nn.Linear(6, 8), gc.nn.ReLU(), gc.nn.Linear(8, 3))
+    opt = gc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    step.model = model
+    return step, (gc.randn(5, 6), gc.randint(0, 3, (5,)))
+
+
+def _ops(g):
+    return [n.op for n in g.nodes]
+
+
+def test_traced_stage_has_placeholders_and_the_autodiff_stage_the_backward(deferred):
+    step, args = _sgd_step()
+    f = gc.compile(step, backend="interp")
+    f(*args)                                     # creates the momentum buffers: a second trace
+    traced, expanded = f.graph(*args, stage="traced"), f.graph(*args, stage="autodiff")
+    grads = [n for n in traced.nodes if n.op == "grad"]
+    assert len(grads) == 4 and len({n.attrs["group"] for n in grads}) == 1     # 2 weights, 2 biases
+    assert [n.inputs[-1].label for n in grads] == ["model.0.weight", "model.0.bias",
+                                                   "model.2.weight", "model.2.bias"]
+    assert all(n.out.type == n.inputs[-1].type for n in grads)
+    # no backward in the traced stage: the forward's matmuls and W^T only (two layers)
+    assert _ops(traced).count("matmul") == 2 and _ops(traced).count("permute") == 2
+    assert "grad" not in _ops(expanded)
+    assert _ops(expanded).count("matmul") == 2 + 3      # + dW1, dW2, dx of layer 2
+    # the backward stands where the placeholders stood: before the optimizer reads it
+    first_grad = _ops(traced).index("grad")
+    assert _ops(expanded)[:first_grad] == _ops(traced)[:first_grad]
+    assert len(f.entry(*args).passes.stages[0][1].nodes) == len(traced.nodes)
+
+
+def test_dump_writes_the_graph_before_and_after_autodiff_and_times_it(deferred, tmp_path):
+    step, args = _sgd_step()
+    f = gc.compile(step, backend="interp", dump=str(tmp_path))
+    f(*args)
+    name = f.graph(*args).name
+    before = (tmp_path / f"{name}.00.traced.ir").read_text()
+    after = (tmp_path / f"{name}.02.autodiff.ir").read_text()
+    assert " = grad(%" in before and " = grad(%" not in after
+    assert parse_graph(before) == f.graph(*args, stage="traced")
+    assert parse_graph(after) == f.graph(*args, stage="autodiff")
+    assert "autodiff" in f.entry(*args).passes.times_ms
+    assert f.stages(*args)[:3] == ["traced", "verify", "autodiff"]
+    assert "autodiff" in f.stats(*args)["pass_ms"]
+
+
+def test_placeholders_round_trip_as_text_and_verify(deferred):
+    step, args = _sgd_step()
+    g = gc.compile(step, backend="interp").graph(*args, stage="traced")
+    verify(g)
+    for locs in (False, True):
+        text = print_graph(g, locs=locs)
+        assert parse_graph(text) == g and print_graph(parse_graph(text), locs=locs) == text
+    assert "create_graph=False" in text and "group=0" in text and "outputs=1" in text
+
+
+GRAD_TEXT = """
+graph f(%x: f64[3], %w: f64[3]) {
+  %0: f64[3] = mul(%x, %w)
+  %1: f64[3] = sin(%0)
+  %2: f64[] = sum(%1) {axes=(0,), keepdim=False}
+  %3: f64[] = full() {shape=(), value=1.0, dtype=f64}
+  %4: f64[3] = grad(%2, %3, %w) {group=0, outputs=1, cut=(), create_graph=False}
+  %5: f64[3] = grad(%2, %3, %x) {group=0, outputs=1, cut=(), create_graph=False}
+  %6: f64[3] = sub(%w, %4)
+  return %2, %6, %5
+}
+"""
+
+
+def test_the_pass_expands_handwritten_placeholders_and_is_pure():
+    g = parse_graph(GRAD_TEXT)
+    verify(g)
+    text = print_graph(g)
+    d = AD.expand_grads(g)
+    assert print_graph(g) == text                       # pure
+    verify(d)
+    assert "grad" not in _ops(d) and _ops(d)[-1] == "sub"
+    x, w = np.array([0.1, -0.7, 1.3]), np.array([0.5, 2.0, -1.0])
+    _, w2, gx = Interpreter(d)([x, w])
+    np.testing.assert_allclose(w2, w - np.cos(x * w) * x, rtol=1e-12)
+    np.testing.assert_allclose(gx, np.cos(x * w) * w, rtol=1e-12)
+    # the pure autodiff(graph, wrt) expands them first
+    dd = autodiff(g, ["x"])
+    assert "grad" not in _ops(dd)
+    np.testing.assert_allclose(Interpreter(dd)([x, w])[3], np.cos(x * w) * w, rtol=1e-12)
+    assert AD.expand_grads(d) is d                      # nothing to expand: the graph as it is
+
+
+def test_the_verifier_checks_a_placeholder_like_a_primitive():
+    from graphc.ir.verify import IRVerifyError
+    bad_seed = GRAD_TEXT.replace("%4: f64[3] = grad(%2, %3, %w)", "%4: f64[3] = grad(%2, %0, %w)")
+    with pytest.raises(IRVerifyError, match="grad rejects its inputs: grad: seed 0 has shape"):
+        verify(parse_graph(bad_seed))
+    no_attr = GRAD_TEXT.replace(", create_graph=False}\n  %6", "}\n  %6")
+    with pytest.raises(IRVerifyError, match=r"missing \['create_graph'\]"):
+        verify(parse_graph(no_attr))
+    wrong_type = GRAD_TEXT.replace("%5: f64[3] = grad", "%5: f32[3] = grad")
+    with pytest.raises(IRVerifyError, match="output type is f32"):
+        verify(parse_graph(wrong_type))
+
+
+def test_a_backend_given_a_placeholder_fails_naming_it(deferred):
+    step, args = _sgd_step()
+    f = gc.compile(step, backend="interp")
+    traced = f.graph(*args, stage="traced")
+    with pytest.raises(RuntimeError, match=r"graph-level op that the autodiff pass expands"):
+        f._backend_compile(traced)
+
+
+def test_autodiff_cannot_be_switched_off():
+    with pytest.raises(ValueError, match="the autodiff pass cannot be switched off"):
+        gc.compile(lambda x: x, passes={"autodiff": False})
+
+
+# bit for bit: the same program traced with the backward emitted at once (DEFER_TO_PASS False)
+# and left to the pass (True), on interp and llvm
+
+def _mlp_steps(backend):
+    step, args = _sgd_step()
+    f = gc.compile(step, backend=backend)
+    return [f(*args) for _ in range(3)] + list(step.model.parameters())
+
+
+def _two_backwards(backend):
+    gc.manual_seed(1)
+    w = gc.randn(5, 4, requires_grad=True)
+
+    @gc.compile(backend=backend)
+    def two(x):
+        (x @ w).tanh().sum().backward()
+        ((x @ w) ** 2).mean().backward()           # accumulates into w.grad
+        g = w.grad
+        with gc.no_grad():
+            w.sub_(0.01 * g)
+        w.grad = None
+        return g * 1
+    x = gc.randn(3, 5)
+    return [two(x) for _ in range(3)] + [w]
+
+
+def _grad_allow_unused(backend):
+    gc.manual_seed(2)
+    a, b = gc.randn(4, requires_grad=True), gc.randn(4, requires_grad=True)
+
+    @gc.compile(backend=backend)
+    def f(x):
+        ga, gb = gc.autograd.grad((x * a).sin().sum(), [a, b], allow_unused=True)
+        assert gb is None
+        return ga
+    return [f(gc.randn(4))]
+
+
+def _no_grad_cut(backend):
+    gc.manual_seed(3)
+    w = gc.randn(4, 4, requires_grad=True)
+
+    @gc.compile(backend=backend)
+    def f(x):
+        h = x @ w
+        with gc.no_grad():
+            s = h.exp().sum()                       # a constant to the backward
+        loss = (h * s).tanh().sum()
+        loss.backward()
+        g = w.grad
+        w.grad = None
+        return loss, g * 1
+    return list(f(gc.randn(3, 4)))
+
+
+def _double_backward(backend):
+    gc.manual_seed(4)
+    v = gc.randn(6, requires_grad=True)
+
+    @gc.compile(backend=backend)
+    def f(x):
+        g, = gc.autograd.grad((v.tanh() * x).sum(), v, create_graph=True)
+        (g * g).sum().backward()
+        r = v.grad
+        v.grad = None
+        return g.detach() * 1, r * 1
+    return list(f(gc.randn(6)))
+
+
+def _eager_backward_through_a_call(backend):
+    gc.manual_seed(5)
+    u = gc.randn(3, 3, requires_grad=True)
+
+    @gc.compile(backend=backend)
+    def f(x):
+        return (x @ u).sigmoid().sum()
+    x = gc.randn(2, 3, requires_grad=True)
+    gx, = gc.autograd.grad(f(x), x, create_graph=True)
+    gx.sum().backward()                             # double backward through the compiled call
+    return [gx, u.grad, x.grad]
+
+
+SCENARIOS = {"mlp_sgd": _mlp_steps, "two_backwards": _two_backwards,
+             "grad_allow_unused": _grad_allow_unused, "no_grad_cut": _no_grad_cut,
+             "create_graph": _double_backward, "eager_bridge": _eager_backward_through_a_call}
+
+
+def _bits(ts):
+    return [(t.dtype, tuple(t.shape), t.detach().numpy().tobytes()) for t in ts]
+
+
+@pytest.mark.parametrize("backend", ["interp", pytest.param("llvm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_results_are_bit_identical_with_the_backward_left_to_the_pass(name, backend, monkeypatch):
+    monkeypatch.setattr(AD, "DEFER_TO_PASS", False)
+    want = _bits(SCENARIOS[name](backend))
+    monkeypatch.setattr(AD, "DEFER_TO_PASS", True)
+    got = _bits(SCENARIOS[name](backend))
+    assert got == want
+
+
+def test_trace_time_errors_are_decided_without_the_backward(deferred):
+    w = gc.randn(3, requires_grad=True)
+    u = gc.randn(3, requires_grad=True)
+
+    @gc.compile(backend="interp")
+    def unused(x):
+        return gc.autograd.grad((x * w).sum(), [w, u])
+    with pytest.raises(RuntimeError, match=r"input 1\) appears to not have been used"):
+        unused(gc.randn(3))
+
+    @gc.compile(backend="interp")
+    def nonleaf(x):
+        (x * w).sum().backward()
+        return w.grad
+    with pytest.raises(gc.TraceError, match="non-leaf tensor that requires grad"):
+        nonleaf(gc.randn(3, requires_grad=True) * 2)

@@ -17,6 +17,11 @@ For each primitive:
 
 test_report lists what covers every primitive (pytest -s); a new primitive registered without
 rules or tests fails here, naming what it lacks (test_a_new_primitive_without_rules_is_a_gap).
+
+Graph-level ops (registry.GRAPH_OPS: the `grad` placeholders loss.backward() records while
+tracing) are no primitives: a pass of the pipeline expands them before any backend runs, so
+none may have a lowering, and the compiler refuses a graph that still holds one
+(test_graph_ops_are_expanded_by_a_pass_and_lowered_by_no_backend).
 """
 import ast
 import importlib.util
@@ -29,7 +34,7 @@ import graphc  # noqa: F401  (registers every primitive)
 from graphc.backends import kernels as K
 from graphc.backends.cuda import scalar as CS
 from graphc.backends.llvm import scalar as LS
-from graphc.ops.registry import PRIMITIVES, Primitive, register, unregister
+from graphc.ops.registry import GRAPH_OPS, PRIMITIVES, Primitive, register, unregister
 
 TESTS = pathlib.Path(__file__).parent
 BACKEND_TESTS = {"llvm": "test_llvm.py", "cuda": "cuda_sim_cases.py"}
@@ -211,3 +216,30 @@ def test_a_backend_without_a_rule_expands_the_decomposition(monkeypatch):
     np.testing.assert_allclose(f(gc.tensor(x)).numpy(), (2 / np.sqrt(x)).sum(1), rtol=1e-6)
     body = f.entry(gc.tensor(x)).fn.passes.final.nodes[0].body
     assert "rsqrt" not in [n.op for n in body.nodes] and "sqrt" in [n.op for n in body.nodes]
+
+
+@pytest.mark.parametrize("name", sorted(GRAPH_OPS))
+def test_graph_ops_are_expanded_by_a_pass_and_lowered_by_no_backend(name):
+    from graphc.passes.manager import DEFAULT_PASSES, REQUIRED
+    op = GRAPH_OPS[name]
+    assert name not in PRIMITIVES, f"{name} is a graph-level op and a primitive"
+    assert op.expanded_by in dict(DEFAULT_PASSES), f"{name}: no pass {op.expanded_by!r} in the pipeline"
+    assert op.expanded_by in REQUIRED, f"{name}: the pass {op.expanded_by!r} expanding it can be switched off"
+    for be, rules in (("llvm", LS.RULES), ("cuda", CS.RULES)):
+        assert name not in rules, f"{name} has a {be} rule, but no backend should ever see it"
+    assert name not in K.STRUCTURAL
+    assert not hasattr(op, "impl") and not hasattr(op, "vjp")
+
+
+def test_the_grad_placeholder_reaching_a_backend_is_refused():
+    import graphc as gc
+    from graphc.ir import parse_graph
+    g = parse_graph("""graph f(%x: f32[2]) {
+      %0: f32[] = sum(%x) {axes=(0,), keepdim=False}
+      %1: f32[] = full() {shape=(), value=1.0, dtype=f32}
+      %2: f32[2] = grad(%0, %1, %x) {group=0, outputs=1, cut=(), create_graph=False}  # model.py:3
+      return %2
+    }""")
+    f = gc.compile(lambda x: x, backend="interp")
+    with pytest.raises(RuntimeError, match=r"`grad` node \(%2, from model.py:3\).*autodiff pass expands"):
+        f._backend_compile(g)

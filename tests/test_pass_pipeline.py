@@ -10,11 +10,11 @@ import graphc as gc  # noqa: E402
 from graphc import backends  # noqa: E402
 from graphc.backends.interpreter import Interpreter  # noqa: E402
 from graphc.ir import parse_graph, print_graph, verify  # noqa: E402
-from graphc.passes.manager import DEFAULT_PASSES, run_passes  # noqa: E402
+from graphc.passes.manager import DEFAULT_PASSES, REQUIRED, run_passes  # noqa: E402
 from graphc.passes.memory import validate_plan  # noqa: E402
 from randgraphs import random_graphs  # noqa: E402
 
-SWITCHABLE = [name for name, _ in DEFAULT_PASSES if name != "verify"]
+SWITCHABLE = [name for name, _ in DEFAULT_PASSES if name != "verify" and name not in REQUIRED]
 
 
 def _inputs(g, seed):
@@ -77,6 +77,17 @@ def test_every_pass_can_be_switched_off_from_compile_and_the_numbers_show_it():
     for backend in ("llvm", None):
         with pytest.raises(ValueError, match="memory plan.*backend='interp'"):
             gc.compile(step, passes={"memory": False}, backend=backend)
+
+
+def test_autodiff_is_in_the_pipeline_and_cannot_be_switched_off():
+    assert [n for n, _ in DEFAULT_PASSES][:2] == ["verify", "autodiff"]
+    with pytest.raises(ValueError, match="autodiff pass cannot be switched off: it expands the `grad` placeholders"):
+        gc.compile(lambda x: x * 2, passes={"autodiff": False})
+    g = parse_graph("graph f(%x: f32[2]) {\n  return %x\n}")
+    with pytest.raises(ValueError, match="autodiff pass cannot be switched off"):
+        run_passes(g, enabled={"autodiff": False})
+    with pytest.raises(ValueError, match="unknown pass"):
+        run_passes(g, enabled={"autodif": False})
 
 
 @pytest.mark.slow

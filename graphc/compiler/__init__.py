@@ -16,6 +16,7 @@ The package, in import order (each module imports only those above it):
 from __future__ import annotations
 
 from .. import backends as _backends
+from ..passes import manager as _pass_manager
 from .backward import CompiledFunctionBackward  # noqa: F401
 from .entry import Entry  # noqa: F401
 from .function import CompiledFunction
@@ -76,6 +77,7 @@ def compile(fn=None, *, backend=None, dump=None, explain=False, passes=None, **b
                                  **backend_options)
     backend = backend or _backends.default()
     _backends.get(backend)  # fail early on an unknown backend
+    _pass_manager.check_required(passes)   # and on autodiff switched off
     if (passes or {}).get("memory") is False and backend != "interp":
         raise ValueError(f"gc.compile: backend {backend!r} runs the kernels over the memory plan; "
                          "switching the memory pass off (passes={'memory': False}) needs backend='interp'")

@@ -122,6 +122,7 @@ class CompiledFunction(_TraceCall):
         return _pass_manager.run_passes(graph, enabled=self.pass_switches, dump_dir=self.dump)
 
     def _backend_compile(self, graph):
+        _refuse_graph_ops(graph, self.backend)
         exe = _backends.get(self.backend)(graph, **self.backend_options)
         if self.dump and self.backend == "llvm":     # the native code next to the IR dumps
             os.makedirs(self.dump, exist_ok=True)
@@ -221,3 +222,16 @@ class CompiledFunction(_TraceCall):
 
     def __repr__(self):
         return f"<graphc.compile {self.name} backend={self.backend} traces={len(self._log)}>"
+
+
+def _refuse_graph_ops(graph, backend):
+    """A graph-level op (a `grad` placeholder) reaching a backend means the pass that expands
+    it did not run on this graph: a bug, refused here rather than as a backend's unknown op."""
+    from ..ops.registry import GRAPH_OPS
+    for n in graph.nodes:
+        op = GRAPH_OPS.get(n.op)
+        if op is not None:
+            raise RuntimeError(
+                f"backend {backend!r} was given graph {graph.name} with a `{n.op}` node (%{n.out.name}"
+                + (f", from {n.loc}" if n.loc else "") + f"): a graph-level op that the {op.expanded_by} "
+                "pass expands before any backend runs; no backend lowers it")

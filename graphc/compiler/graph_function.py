@@ -45,7 +45,7 @@ class GraphFunction:
         graph (traced while the function created state: an optimizer's first step) serves one
         call, and building native code for it costs far more than running it, so with the llvm
         backend it runs on the reference interpreter, node by node over the traced graph, with
-        no passes (unless IR dumps were asked for); cuda inputs still take the cuda backend."""
+        no passes but autodiff (unless IR dumps were asked for); cuda inputs still take the cuda backend."""
         if self._exe is None:
             if self.one_shot and self.compiler.backend == "llvm" and not self.compiler.dump:
                 self._exe = _OneShot(self)
@@ -69,9 +69,10 @@ class GraphFunction:
             from ..ops.registry import PRIMITIVES
             g = self.graph
             req = {g.inputs[i].name for i in diff_inputs}
-            for n in g.nodes:
+            for n in g.nodes:      # a `grad` placeholder is no primitive: not differentiable
                 if (n.out.name not in self.nograd and n.out.type.dtype.is_floating_point
-                        and PRIMITIVES[n.op].vjp is not None and any(i.name in req for i in n.inputs)):
+                        and getattr(PRIMITIVES.get(n.op), "vjp", None) is not None
+                        and any(i.name in req for i in n.inputs)):
                     req.add(n.out.name)
             got = self._requiring[key] = tuple(k for k, v in enumerate(g.outputs)
                                                if v.name in req and v.type.dtype.is_floating_point)
@@ -105,17 +106,23 @@ class GraphFunction:
         return got
 
     def _build_backward(self, outs, diff_inputs):
-        from ..passes.autodiff import backprop
+        """The backward graph, by the pipeline's own route: `grad` placeholders recorded on a
+        copy of the forward, then the autodiff pass's expansion -- run here rather than in the
+        backward's pipeline, because the backward is itself a GraphFunction that may be
+        differentiated again (double backward): its graph and its grad-mode-off set must hold
+        the backward nodes, recorded differentiable (create_graph)."""
+        from ..passes.autodiff import expand, record_grads
         g = self.graph.copy()
         g.name = self.graph.name + "_backward"
         fwd_outs, g.outputs, g.updates = list(g.outputs), [], []
         n_in = len(g.inputs)
         trace = _tr.Trace(g)
         trace.nograd = set(self.nograd)
-        with _tr.tracing(trace), _ag.enable_grad():      # recorded differentiable: double backward
+        with _tr.tracing(trace), _ag.enable_grad():
             seeds = [trace.tracer(g.add_input(fwd_outs[k].type, "arg", label=f"grad_{fwd_outs[k].name}"))
                      for k in outs]
-            grads = backprop(trace, [fwd_outs[k] for k in outs], seeds, [g.inputs[i] for i in diff_inputs])
+            grads = record_grads(trace, [fwd_outs[k] for k in outs], seeds, [g.inputs[i] for i in diff_inputs],
+                                 create_graph=True)
         where = []
         for gr in grads:
             if gr is None:
@@ -123,21 +130,31 @@ class GraphFunction:
             else:
                 where.append(len(g.outputs))
                 g.outputs.append(gr._value)
-        fn = GraphFunction(g, self.compiler, trace.nograd)
+        g, nograd = expand(g)
+        fn = GraphFunction(g, self.compiler, trace.nograd | nograd)
         final = fn.passes.final
         read = {i.name for n in final.nodes for i in n.inputs} | {v.name for v in final.outputs}
         used = [i for i, v in enumerate(final.inputs[:n_in]) if v.name in read]
         return fn, used, where
 
+    @property
+    def expanded(self):
+        """The graph with its `grad` placeholders expanded: the autodiff stage of the passes
+        once they have run, else the pass run on its own (a one-shot graph runs no passes)."""
+        if self._passes is not None:
+            return self._passes.stage("autodiff")
+        from ..passes.autodiff import expand_grads
+        return expand_grads(self.graph)
+
 
 class _OneShot:
     """A one-shot graph's executable (GraphFunction.exe): the reference Interpreter over the
-    traced graph for host arrays; inputs in device memory take the backend path (FollowInputs)."""
+    traced graph (its placeholders expanded) for host arrays; inputs in device memory take the backend path (FollowInputs)."""
 
     def __init__(self, fn):
         from ..backends.interpreter import Interpreter
         self.fn = fn
-        self.host = Interpreter(fn.graph)
+        self.host = Interpreter(fn.expanded)
 
     def __call__(self, arrays):
         if any(type(a) is not np.ndarray for a in arrays):

@@ -67,8 +67,10 @@ def verify(g: Graph) -> Graph:
             raise IRVerifyError(f"{what}: a primitive defines exactly one value")
         if n.body is not None:
             raise IRVerifyError(f"{what}: only kernel nodes have a body")
+        # a graph-level op (the autodiff pass's `grad` placeholders) is checked like a primitive
+        prim = registry.GRAPH_OPS.get(n.op)
         try:
-            prim = registry.get(n.op)
+            prim = prim or registry.get(n.op)
         except KeyError:
             raise IRVerifyError(f"{what}: unknown op {n.op!r}") from None
         if prim.arity is not None and len(n.inputs) != prim.arity:

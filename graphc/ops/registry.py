@@ -106,3 +106,50 @@ def get(name: str) -> Primitive:
         return PRIMITIVES[name]
     except KeyError:
         raise KeyError(f"unknown primitive {name!r}") from None
+
+
+# ---- graph-level ops ------------------------------------------------------------------------
+@dataclass
+class GraphOp:
+    """An op that stands in the traced graph for work a pass does later (`expanded_by`), not a
+    primitive: no numpy impl, no VJP, no backend lowering. The verifier checks it like a
+    primitive (arity, attrs, infer); a backend that meets one has been handed an unexpanded
+    graph, which is a bug the compiler refuses loudly (compiler/function.py)."""
+    name: str
+    infer: Callable
+    attrs: tuple
+    expanded_by: str                  # the pass in DEFAULT_PASSES that removes every such node
+    doc: str = ""
+    arity = None                      # variadic: infer checks the count
+
+    def __repr__(self) -> str:
+        return f"<graph op {self.name} (expanded by {self.expanded_by})>"
+
+
+GRAPH_OPS: dict[str, GraphOp] = {}
+
+
+def register_graph_op(op: GraphOp) -> GraphOp:
+    if op.name in GRAPH_OPS or op.name in PRIMITIVES:
+        raise ValueError(f"op {op.name!r} is defined twice")
+    GRAPH_OPS[op.name] = op
+    return op
+
+
+def _grad_infer(*types, group, outputs, cut, create_graph):
+    """grad(out_1..out_m, seed_1..seed_m, wrt) -> the type of wrt."""
+    if not isinstance(outputs, int) or outputs < 1 or len(types) != 2 * outputs + 1:
+        raise TypeError(f"grad takes {outputs} output(s), as many seeds and one wrt value; "
+                        f"got {len(types)} inputs")
+    for k, (o, s) in enumerate(zip(types[:outputs], types[outputs:2 * outputs])):
+        if tuple(o.shape) != tuple(s.shape):
+            raise TypeError(f"grad: seed {k} has shape {list(s.shape)}, its output {list(o.shape)}")
+    return types[-1]
+
+
+GRAD = register_graph_op(GraphOp(
+    "grad", _grad_infer, ("group", "outputs", "cut", "create_graph"), expanded_by="autodiff",
+    doc="d(sum of seed_k . out_k)/d(wrt), recorded by loss.backward() / autograd.grad while "
+        "tracing; the nodes of one backward call share `group`; `cut`: the values recorded "
+        "with grad mode off that the gradient does not flow through; expanded into backward "
+        "nodes by the autodiff pass (passes/autodiff.py)"))

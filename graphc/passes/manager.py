@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ..logs import pass_done as _pass_done
 from ..ir import print_graph, verify
+from .autodiff import expand_grads
 from .fusion import fuse, one_kernel_per_node
 from .memory import plan_memory, validate_plan
 from .schedule import schedule
@@ -41,6 +42,7 @@ def memory(graph):
 
 DEFAULT_PASSES = [
     ("verify", verify),
+    ("autodiff", expand_grads),
     ("fold_constants", fold_constants),
     ("simplify", simplify),
     ("cse", cse),
@@ -53,6 +55,27 @@ DEFAULT_PASSES = [
 # what stands in for a pass that is switched off, where later passes need its shape of graph
 REPLACEMENTS = {"fusion": one_kernel_per_node}
 
+# passes that cannot be switched off, and why
+REQUIRED = {"autodiff": "it expands the `grad` placeholders that loss.backward() and "
+                        "autograd.grad record while tracing into the backward nodes; no later "
+                        "pass and no backend runs a graph that still has them"}
+
+
+def check_required(enabled):
+    """Refuse switching off a pass the pipeline cannot do without (gc.compile asks at once)."""
+    for name, why in REQUIRED.items():
+        if not (enabled or {}).get(name, True):
+            raise ValueError(f"the {name} pass cannot be switched off: {why}")
+
+
+def check_switches(enabled, passes=None):
+    """Refuse unknown pass names and switching off a required one."""
+    passes = DEFAULT_PASSES if passes is None else passes
+    unknown = set(enabled or {}) - {n for n, _ in passes}
+    if unknown:
+        raise ValueError(f"unknown pass(es) {sorted(unknown)}; passes are {[n for n, _ in passes]}")
+    check_required(enabled)
+
 
 def run_passes(graph, passes=None, enabled=None, dump_dir=None, verify_each=True) -> PassResult:
     """Run `passes` (default DEFAULT_PASSES) in order; enabled={"fusion": False} switches one
@@ -60,9 +83,7 @@ def run_passes(graph, passes=None, enabled=None, dump_dir=None, verify_each=True
     planner and the backends see the same kind of graph and the numbers compare)."""
     passes = DEFAULT_PASSES if passes is None else passes
     enabled = enabled or {}
-    unknown = set(enabled) - {n for n, _ in passes}
-    if unknown:
-        raise ValueError(f"unknown pass(es) {sorted(unknown)}; passes are {[n for n, _ in passes]}")
+    check_switches(enabled, passes)
     res = PassResult(stages=[("traced", graph)])
     if dump_dir:
         os.makedirs(dump_dir, exist_ok=True)
