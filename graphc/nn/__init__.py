@@ -16,4 +16,5 @@ from .loss import (SmoothL1Loss, HuberLoss, KLDivLoss, CosineEmbeddingLoss, Marg
                    TripletMarginLoss, PoissonNLLLoss, MultiLabelSoftMarginLoss, SoftMarginLoss,
                    HingeEmbeddingLoss, GaussianNLLLoss)
 from .distance import CosineSimilarity, PairwiseDistance  # noqa: F401
+from .rnn import RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell  # noqa: F401
 from . import functional, init, utils  # noqa: F401

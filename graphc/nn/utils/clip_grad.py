@@ -1,11 +1,11 @@
-"""graphc.nn.utils: gradient clipping."""
+"""graphc.nn.utils.clip_grad: gradient clipping (torch.nn.utils.clip_grad)."""
 from __future__ import annotations
 
 import math
 
-from ..autograd import no_grad
-from ..ops import functional as F
-from ..tensor import Tensor
+from ...autograd import no_grad
+from ...ops import functional as F
+from ...tensor import Tensor
 
 
 def _grads(parameters):
