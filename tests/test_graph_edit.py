@@ -102,9 +102,23 @@ def test_use_lists_follow_every_edit():
 
 
 def test_use_lists_of_copies_parsed_graphs_and_kernel_bodies():
+    """Every stage of a training step (autodiff, simplify, fusion, schedule, memory plan)."""
+    w = gc.randn(8, 3, requires_grad=True)
+    opt = gc.optim.SGD([w], lr=0.1, momentum=0.9)
+
+    def step(x):
+        opt.zero_grad()
+        loss = (gc.relu(x @ w) * 2.0).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
     x = gc.randn(4, 8)
-    f = gc.compile(lambda x: (gc.relu(x) * 2.0).sum(), backend="interp")
-    for _, g in f.entry(x).passes.stages:
+    f = gc.compile(step, backend="interp")
+    f(x), f(x)                          # the second call traces the steady state (momentum buffers)
+    stages = f.entry(x).passes.stages
+    assert len(stages) > 5 and any(n.body is not None for _, g in stages for n in g.nodes)
+    for _, g in stages:
         _agrees(g)
         _agrees(g.copy())
         _agrees(parse_graph(print_graph(g)))
