@@ -23,8 +23,8 @@ operands each launch takes; runtime.py compiles them and binds the device buffer
 This module is the codegen's front (`Config`, `generate`); the pieces, one idea a module --
   prelude.py    the text every generated module starts with
   common.py     the kernels codegen supports (check_kernel), Launch
-  source.py     Block (lines of source) and index arithmetic as expressions
-  evaluator.py  Evaluator: source for a body value at an index
+  source.py     Block (lines of source)
+  render.py     Renderer: the lowering IR (backends/lower: a body value at an index) as source
   kernel.py     KernelGen: one kernel node's source and launches
   pointwise.py, reduction.py, matmul.py, opaque.py: the kernels of each kind
 """
@@ -32,14 +32,14 @@ from __future__ import annotations
 
 from ..kernels import MOVEMENT, OPAQUE_OPS, REDUCTIONS, SOURCES
 from .common import Launch, check_kernel, unsupported
-from .evaluator import Evaluator
 from .kernel import KernelGen
 from .prelude import PRELUDE
 from .scalar import ELEMENTWISE, NP, lit
-from .source import Block, delinearize, linear, numel, strides
+from .render import Renderer
+from .source import Block, numel
 
-__all__ = ["Config", "generate", "check_kernel", "unsupported", "Launch", "KernelGen", "Evaluator", "PRELUDE",
-           "POINTWISE_OPS", "ELEMENTWISE", "NP", "lit", "Block", "linear", "delinearize", "numel", "strides",
+__all__ = ["Config", "generate", "check_kernel", "unsupported", "Launch", "KernelGen", "Renderer", "PRELUDE",
+           "POINTWISE_OPS", "ELEMENTWISE", "NP", "lit", "Block", "numel",
            "MOVEMENT", "OPAQUE_OPS", "REDUCTIONS", "SOURCES"]
 
 POINTWISE_OPS = set(ELEMENTWISE) | set(MOVEMENT) | set(SOURCES)

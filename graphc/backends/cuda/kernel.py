@@ -4,6 +4,7 @@ The kernels of each kind come from pointwise.py, reduction.py, matmul.py and opa
 """
 from __future__ import annotations
 
+from ..lower import Lowering
 from .matmul import MatmulGen
 from .opaque import OpaqueGen
 from .pointwise import PointwiseGen
@@ -27,6 +28,15 @@ class KernelGen(PointwiseGen, ReductionGen, MatmulGen, OpaqueGen):
         name = f"{self.base}_const{len(self.consts)}"
         self.consts.append((name, dt, list(data)))
         return name
+
+    def lowering(self, given=()):
+        """The body's values at a point (backends/lower): loads from the buffers bound so far
+        (arg_of), `given` nodes for the names in `given` (sources the kernel supplies)."""
+        body = self.kernel.body
+        vals = {v.name: v for v in body.inputs}
+        vals.update((n.out.name, n.out) for n in body.nodes)
+        return Lowering(self.kernel, {n: vals[n].type for n in self.arg_of},
+                        {n: vals[n].type.dtype for n in given})
 
     def header(self, name, operands):
         """def line; operands are (value or None, arg name)."""

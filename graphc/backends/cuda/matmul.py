@@ -6,7 +6,9 @@ from __future__ import annotations
 from .. import kernels as _K
 from .common import Launch
 from .scalar import ELEMENTWISE, lit
-from .source import Block, _nb, delinearize, numel
+from ..lower import expr as X
+from .render import Renderer
+from .source import Block, _nb, numel
 
 
 class MatmulGen:
@@ -92,7 +94,9 @@ class MatmulGen:
                 ib.emit(f"{accs[r][c]} += ra{r} * rb{c}")
         kb.emit("cuda.syncthreads()")
         grid = ((N + BM - 1) // BM or 1, (M + BM - 1) // BM or 1, nb or 1)
-        bidx = delinearize(blk, "z", batch_shape) if (batch_shape and direct) else []
+        bidx = X.delinearize(X.var("z"), batch_shape) if direct else ()
+        top = Renderer(self, blk)
+        top.bind(bidx)          # once, before the R x R stores that all read it
         out_arg = {o.name: a_ for o, (_, a_) in zip(body.outputs, outs)}
         for r in range(R):
             for c in range(R):
@@ -102,7 +106,8 @@ class MatmulGen:
                 sb = blk.child()
                 if direct:
                     self._pointwise_body(sb, body.outputs, [out_arg[o.name] for o in body.outputs],
-                                         tuple(mm.out.type.shape), {mm.out.name: accs[r][c]}, bidx + ["i", "j"])
+                                         tuple(mm.out.type.shape), {mm.out.name: accs[r][c]},
+                                         bidx + (X.var("i"), X.var("j")), top)
                 else:
                     sb.emit(f"scratch[z * {M * N} + i * {N} + j] = {accs[r][c]}")
         self.launches.append(Launch(name, [v for v, _ in operands], grid, (T, T)))

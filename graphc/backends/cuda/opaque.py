@@ -1,10 +1,14 @@
 """Opaque kernels: scatter_add (copy, then cuda.atomic.add at each index) and fold (zero, then
-cuda.atomic.add of each column element into its image pixel)."""
+cuda.atomic.add of each column element into its image pixel); their index arithmetic is
+lowering IR (backends/lower), rendered by render.py."""
 from __future__ import annotations
 
+from ..lower import expr as X
+from ..lower import maps as M
 from .common import Launch
+from .render import Renderer
 from .scalar import lit
-from .source import Block, delinearize, linear, numel
+from .source import Block, numel
 
 
 class OpaqueGen:
@@ -14,6 +18,7 @@ class OpaqueGen:
         node = self.kernel.body.nodes[0]
         ins, outs = self.bind_inputs()
         dt = node.out.type.dtype
+        lin = X.var("lin")
         if node.op == "scatter_add":
             x, idx, src = node.inputs
             axis = node.attrs["axis"]
@@ -27,19 +32,17 @@ class OpaqueGen:
             b = Block(self.lines, 1, [0])
             m = idx.type.numel
             b.emit(f"for lin in range(cuda.grid(1), {m}, cuda.gridsize(1)):")
-            c = b.child()
-            ii = delinearize(c, "lin", idx.type.shape)
-            j = list(ii)
-            j[axis] = c.tmp(f"{self.arg_of[idx.name]}[lin]", "t")
-            c.emit(f"cuda.atomic.add(out0, {linear(j, x.type.shape)}, {self.arg_of[src.name]}[lin])")
+            j = list(X.delinearize(lin, idx.type.shape))
+            j[axis] = X.load(idx.name, lin, idx.type.dtype, m, f"scatter_add index %{idx.name}")
+            off = Renderer(self, b.child())(X.linear(j, x.type.shape))
+            b.child().emit(f"cuda.atomic.add(out0, {off}, {self.arg_of[src.name]}[lin])")
             self.launches.append(Launch(self.base, [v for v, _ in ins + outs], *self.cfg.grid1d(m)))
             return
         # fold (col2im)
         a = node.attrs
         (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (a["output_size"], a["kernel"], a["stride"],
                                                           a["padding"], a["dilation"])
-        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        oh, ow = M.out_size(h, kh, sh, ph, dh), M.out_size(w, kw, sw, pw, dw)
         out_shape = node.out.type.shape
         n_, c_ = out_shape[:2]
         self.header(self.base + "_zero", outs)
@@ -52,12 +55,12 @@ class OpaqueGen:
         space = (n_, c_, kh, kw, oh, ow)
         b.emit(f"for lin in range(cuda.grid(1), {numel(space)}, cuda.gridsize(1)):")
         c = b.child()
-        ni, ci, ki, kj, oy, ox = delinearize(c, "lin", space)
-        y = c.tmp(f"{oy} * {sh} + {ki} * {dh} - {ph}", "y")
-        x = c.tmp(f"{ox} * {sw} + {kj} * {dw} - {pw}", "x")
-        c.emit(f"if {y} >= 0 and {y} < {h} and {x} >= 0 and {x} < {w}:")
-        d = c.child()
-        col = linear([ni, f"({ci} * {kh * kw} + {ki} * {kw} + {kj})", f"({oy} * {ow} + {ox})"],
-                     node.inputs[0].type.shape)
-        d.emit(f"cuda.atomic.add(out0, {linear([ni, ci, y, x], out_shape)}, in0[{col}])")
+        ni, ci, ki, kj, oy, ox = X.delinearize(lin, space)
+        y, x = M.window_pixel(ki, kj, oy, ox, (sh, sw), (ph, pw), (dh, dw))
+        col = (ni, X.add(X.add(X.mul(ci, kh * kw), X.mul(ki, kw)), kj), X.add(X.mul(oy, ow), ox))
+        r = Renderer(self, c)
+        ok, dst, src = r.render([M.inside(y, x, (h, w)), X.linear((ni, ci, y, x), out_shape),
+                                 X.linear(col, node.inputs[0].type.shape)])
+        c.emit(f"if {ok}:")
+        c.child().emit(f"cuda.atomic.add(out0, {dst}, in0[{src}])")
         self.launches.append(Launch(self.base, [v for v, _ in ins + outs], *self.cfg.grid1d(numel(space))))

@@ -1,25 +1,29 @@
-"""Pointwise kernels: a grid-stride loop over the output's linear index `lin`, delinearised once
-into `i0, i1, ...`; movement ops, gathers, constants and random numbers are index arithmetic
-(no copies); every load of a point before any store (in-place safe). `_pointwise_body` is also
-the store of a matmul's epilogue and a reduction's full-shape outputs."""
+"""Pointwise kernels: a grid-stride loop over the output's linear index `lin`; the body's values
+at the point are lowered (backends/lower) and rendered (render.py): movement ops, gathers,
+constants and random numbers are index arithmetic (no copies); every load of a point before any
+store (in-place safe). `_pointwise_body` is also the store of a matmul's epilogue and a
+reduction's full-shape outputs."""
 from __future__ import annotations
 
+from ..lower import expr as X
 from .common import Launch
-from .evaluator import Evaluator
-from .source import Block, delinearize, linear, numel
+from .render import Renderer
+from .source import Block, numel
 
 
 class PointwiseGen:
     """KernelGen's pointwise kernels."""
 
-    def _pointwise_body(self, blk, outs, out_args, shape, extra_fixed=None, idx=None):
+    def _pointwise_body(self, blk, outs, out_args, shape, given=None, idx=None, parent=None):
+        """Store every output at index idx (default: `lin` delinearised over shape); given: body
+        value name -> source of a value the kernel supplies there."""
         if idx is None:
-            idx = delinearize(blk, "lin", shape) if shape else []
-        ev = Evaluator(self, blk, extra_fixed)
-        vals = [ev.at(o, idx) for o in outs]            # every load before any store (in place)
-        lin = linear(idx, shape) if idx is not None else "lin"
-        for o, a, val in zip(outs, out_args, vals):
-            blk.emit(f"{a}[{lin}] = {val}")
+            idx = X.delinearize(X.var("lin"), shape)
+        low = self.lowering(given or ())
+        r = Renderer(self, blk, given, parent)
+        vals = r.render([low.at(o, idx) for o in outs] + [X.linear(idx, shape)])   # loads before stores
+        for a, val in zip(out_args, vals):
+            blk.emit(f"{a}[{vals[-1]}] = {val}")
 
     def _pointwise(self):
         body = self.kernel.body

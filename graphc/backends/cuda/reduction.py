@@ -8,9 +8,10 @@ import math
 
 from ..kernels import REDUCTIONS
 from .common import Launch, _space
-from .evaluator import Evaluator
+from ..lower import expr as X
+from .render import Renderer
 from .scalar import NP, _isf, lit
-from .source import Block, _nb, delinearize, linear, numel
+from .source import Block, _nb, numel
 
 
 class ReductionGen:
@@ -40,7 +41,10 @@ class ReductionGen:
                 blk.emit(f"sx{j} = cuda.shared.array({B}, int64)")
         blk.emit(f"for row in range(cuda.blockIdx.x, {O}, cuda.gridDim.x):")
         rb = blk.child()
-        oidx = delinearize(rb, "row", oshape) if oshape else []
+        oidx = X.delinearize(X.var("row"), oshape)
+        row = Renderer(self, rb)
+        row.bind(oidx)
+        low = self.lowering()
 
         def full_index(ridx):
             res, oi, ri = [], iter(oidx), iter(ridx)
@@ -58,8 +62,8 @@ class ReductionGen:
                 rb.emit(f"b{j} = np.int64(0)")
             rb.emit(f"for r in range(tid, {R}, cuda.blockDim.x):")
             lb = rb.child()
-            ridx = delinearize(lb, "r", rshape)
-            x = Evaluator(self, lb, fixed).at(r.inputs[0], full_index(ridx))
+            ridx = X.delinearize(X.var("r"), rshape)
+            x = Renderer(self, lb, fixed, row)(low.at(r.inputs[0], full_index(ridx)))
             if r.op == "sum":
                 lb.emit(f"a{j} += {x}" if acc_dt is idt else f"a{j} += {NP[acc_dt.np.name]}({x})")
             else:
@@ -115,21 +119,23 @@ class ReductionGen:
             rb.emit(f"red{j} = {'sx' if r.op == 'argmax' else 'sh'}{j}[0]")
             rb.emit("cuda.syncthreads()")   # everyone has read the result before the next row reuses sh
             fixed[r.out.name] = f"red{j}"
+            low.given[r.out.name] = r.out.type.dtype
         if red_outs:
             rb.emit("if tid == 0:")
             zb = rb.child()
-            ev = Evaluator(self, zb, fixed)
+            ev = Renderer(self, zb, fixed, row)
             for o in red_outs:
                 if tuple(o.type.shape) == keep:
                     it = iter(oidx)
-                    idx = ["0" if d in axes else next(it) for d in range(len(shape))]
+                    idx = [X.ZERO if d in axes else next(it) for d in range(len(shape))]
                 else:
                     idx = list(oidx)
-                zb.emit(f"{out_arg[o.name]}[{linear(idx, o.type.shape)}] = {ev.at(o, idx)}")
+                val, off = ev.render([low.at(o, idx), X.linear(idx, o.type.shape)])
+                zb.emit(f"{out_arg[o.name]}[{off}] = {val}")
         if full_outs:
             rb.emit(f"for r in range(tid, {R}, cuda.blockDim.x):")
             lb = rb.child()
-            idx = full_index(delinearize(lb, "r", rshape))
-            self._pointwise_body(lb, full_outs, [out_arg[o.name] for o in full_outs], shape, fixed, idx)
+            idx = full_index(X.delinearize(X.var("r"), rshape))
+            self._pointwise_body(lb, full_outs, [out_arg[o.name] for o in full_outs], shape, fixed, idx, row)
         self.launches.append(Launch(self.base, [v for v, _ in ins + outs], (min(O, cfg.max_blocks) or 1,), (B,)))
         self.grid_rows = O

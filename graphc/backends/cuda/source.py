@@ -1,9 +1,10 @@
 """Python source as the kernels are written: `Block` (lines at one indentation, with fresh
-temporaries) and index arithmetic on row-major linear offsets, as expression strings."""
+temporaries) and how deep an expression may nest. The index arithmetic itself is lowering IR
+(backends/lower), rendered by render.py."""
 from __future__ import annotations
 
 
-from ..kernels import numel, strides  # noqa: F401  (re-exported: the cuda modules import them here)
+from ..kernels import numel  # noqa: F401  (re-exported: the cuda modules import it here)
 
 
 class Block:
@@ -25,16 +26,9 @@ class Block:
         return Block(self.lines, self.indent + 1, self.counter)
 
 
-# ---- index arithmetic (expressions as strings) -------------------------------------------------------
-def _mul(a, k):
-    if k == 1:
-        return a
-    return "0" if a == "0" else f"{a} * {k}"
-
-
-# An index expression nests one more pair of parentheses per slice it goes through, and Python's
-# parser refuses more than 200 (a fused chain of 300 `x = x[1:] * c` was a SyntaxError): deeper
-# than this, a slice's index is bound to a temporary first.
+# An inline index expression nests one more pair of parentheses per op, and Python's parser
+# refuses more than 200 (a fused chain of 300 `x = x[1:] * c` was a SyntaxError): deeper than
+# this, render.py binds it to a temporary first.
 MAX_NESTING = 16
 
 
@@ -48,23 +42,6 @@ def _nesting(expr):
         elif ch == ")":
             depth -= 1
     return most
-
-
-def linear(idx, shape):
-    terms = [_mul(i, st) for i, n, st in zip(idx, shape, strides(shape)) if n != 1 and i != "0"]
-    return " + ".join(terms) if terms else "0"
-
-
-def delinearize(blk, lin, shape):
-    out = []
-    total = numel(shape)
-    for n, st in zip(shape, strides(shape)):
-        if n == 1:
-            out.append("0")
-            continue
-        q = lin if st == 1 else f"({lin}) // {st}"
-        out.append(blk.tmp(q if st * n >= total else f"{q} % {n}", "i"))
-    return out
 
 
 def _nb(dt):

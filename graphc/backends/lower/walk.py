@@ -9,8 +9,6 @@ not recurse 10,000 deep.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ...ops.random import GOLDEN, MIX1, MIX2
 from .. import kernels as _K
 from . import expr as X
@@ -121,9 +119,8 @@ class Lowering:
         if op == "full":
             return X.const(a["value"], dt)
         if op == "constant":
-            data = np.asarray(a["data"]).reshape(-1)
             return X.load(f"const %{v.name}", X.linear(idx, v.type.shape), dt, v.type.numel,
-                          f"constant %{v.name}", table=(dt, data))
+                          f"constant %{v.name}", table=(dt, a["data"]))
         if op == "uniform":
             seed = yield ins[0], (X.ZERO,)
             offset = yield ins[0], (X.ONE,)
