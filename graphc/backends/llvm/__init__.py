@@ -13,7 +13,8 @@ parallel too), GRAPHC_PROFILE=1 (count the time spent in each kernel: exe.kernel
 Keyword options threads=, checks=, profile= override.
 
 See docs/llvm.md. Modules: types (dtypes as LLVM types), scalar (elementwise math),
-indexing (index maps of movement ops), codegen (kernels -> functions, the entry), runtime
+render (the kernel lowering IR of backends/lower as LLVM values), codegen (kernels -> functions,
+the entry), runtime
 (JIT, BLAS/libm symbols, the disk cache, the executable), pool (the threads parallel kernels run on).
 """
 from __future__ import annotations

@@ -15,13 +15,14 @@ out, state:S, view) and calls the kernels in graph order. In checks mode (GRAPHC
 every load/store offset, gather/scatter index and integer divisor is checked; a failure sets
 the global graphc_err and returns (KernelGen.check), and the entry returns after that kernel.
 
-Inside a loop body, `Evaluator` computes a body value at an index by walking the body graph:
-movement ops remap the index (indexing.py), elementwise ops combine their inputs' values at the
-same index (scalar.py), body inputs are loads. Nothing is materialised between fused ops.
+Inside a loop body, a body value at an index is lowered once by the backend-neutral walker
+(backends/lower: movement ops remap the index, elementwise ops combine their inputs' values at
+the same index, body inputs are loads) and rendered to LLVM instructions (render.py, the
+elementwise rules in scalar.py). Nothing is materialised between fused ops.
 
 This module is the codegen's front: it re-exports the pieces, one idea a module --
   common.py     symbol names, tuning constants, supported kernels, a kernel's range and work
-  evaluator.py  Evaluator: a body value at an index
+  render.py     Renderer: lowering IR -> LLVM values in one loop body
   kernel.py     KernelGen: one kernel's function (arguments, loads/stores, loops, checks)
   pointwise.py, reduction.py, matmul.py, opaque.py: the loops of each kernel kind
   module.py     ModuleBuilder: the module, the entry, buffers, parallel regions
@@ -31,10 +32,10 @@ from __future__ import annotations
 from ..kernels import MOVEMENT, OPAQUE_OPS, REDUCTIONS, SOURCES
 from .common import (ENTRY, ERRORS, GEMM_SPLIT_WORK, POINTWISE_OPS, POOL_RUN, PREFETCH_BYTES, PROFILE,
                      RW_ANCHOR, check_kernel, kernel_extent, kernel_work, unsupported)
-from .evaluator import Evaluator
 from .kernel import KernelGen
 from .module import ModuleBuilder
+from .render import Renderer
 
 __all__ = ["ENTRY", "ERRORS", "GEMM_SPLIT_WORK", "POINTWISE_OPS", "POOL_RUN", "PREFETCH_BYTES", "PROFILE",
-           "RW_ANCHOR", "check_kernel", "kernel_extent", "kernel_work", "unsupported", "Evaluator",
+           "RW_ANCHOR", "check_kernel", "kernel_extent", "kernel_work", "unsupported", "Renderer",
            "KernelGen", "ModuleBuilder", "MOVEMENT", "OPAQUE_OPS", "REDUCTIONS", "SOURCES"]

@@ -5,21 +5,22 @@
 Its outermost loop runs over [lo, hi) of its first parallel dimension (the output's first dim
 for pointwise and matmul-epilogue loops, the first outer dim of a reduction). This module holds
 what every kind of kernel uses: the arguments, loads and stores (checked in checks mode:
-`check` records a failure in graphc_err and returns), loop nests, and an `Evaluator` for the
-body's values at a point. The loops of each kind come from pointwise.py, reduction.py,
-matmul.py and opaque.py.
+`check` records a failure in graphc_err and returns), loop nests, and the body's values at a
+point: lowered once (backends/lower: `lowering`) and rendered per loop body (`renderer`,
+render.py). The loops of each kind come from pointwise.py, reduction.py, matmul.py and opaque.py.
 """
 from __future__ import annotations
 
 from llvmlite import ir
 
-from . import indexing as IX
+from ..lower import Lowering
+from ..lower import expr as X
 from .common import ERRORS, kernel_extent
-from .evaluator import Evaluator
 from .matmul import MatmulGen
 from .opaque import OpaqueGen
 from .pointwise import PointwiseGen
 from .reduction import ReductionGen
+from .render import Renderer
 from .types import I8, I32, I64, PTR, VOID, i64, is_bool, mem
 
 
@@ -89,24 +90,45 @@ class KernelGen(PointwiseGen, ReductionGen, MatmulGen, OpaqueGen):
         if self.checks:
             self.check(self.b.icmp_unsigned("<", i, i64(n)), what, n, i)
 
+    def offset(self, idx, shape):
+        """The linear offset in a buffer of `shape` of an index of LLVM values (loop counters),
+        through the lowering IR's index algebra."""
+        vs = [X.var(f"_{d}") for d in range(len(idx))]
+        return Renderer(self, {}, dict(zip(vs, idx)))(X.linear(vs, shape))
+
     def _offset(self, ttype, idx, what):
-        off = IX.linear(self.b, idx, ttype.shape)
+        off = self.offset(idx, ttype.shape)
         if self.checks:
             self.check_index(off, ttype.numel, f"{what} {ttype}: linear offset")
         return off
 
-    def load(self, ptr, ttype, idx, what="read"):
+    def load_at(self, ptr, dtype, off, size=None, what=None):
+        """Element `off` of a buffer of `dtype` (checked against `size` in checks mode; a bool is
+        a byte in memory, an i1 in registers)."""
+        if self.checks and size is not None:
+            self.check_index(off, size, what)
         b = self.b
-        m = mem(ttype.dtype)
-        p = b.gep(ptr, [self._offset(ttype, idx, what)], inbounds=True, source_etype=m)
-        x = b.load(p, typ=m)
-        return b.icmp_unsigned("!=", x, ir.Constant(I8, 0)) if is_bool(ttype.dtype) else x
+        m = mem(dtype)
+        x = b.load(b.gep(ptr, [off], inbounds=True, source_etype=m), typ=m)
+        return b.icmp_unsigned("!=", x, ir.Constant(I8, 0)) if is_bool(dtype) else x
+
+    def store_at(self, ptr, dtype, off, val):
+        b = self.b
+        m = mem(dtype)
+        b.store(b.zext(val, I8) if is_bool(dtype) else val, b.gep(ptr, [off], inbounds=True, source_etype=m))
+
+    def load(self, ptr, ttype, idx, what="read"):
+        return self.load_at(ptr, ttype.dtype, self._offset(ttype, idx, what))
 
     def store(self, ptr, ttype, idx, val, what="write"):
-        b = self.b
-        m = mem(ttype.dtype)
-        p = b.gep(ptr, [self._offset(ttype, idx, what)], inbounds=True, source_etype=m)
-        b.store(b.zext(val, I8) if is_bool(ttype.dtype) else val, p)
+        self.store_at(ptr, ttype.dtype, self._offset(ttype, idx, what), val)
+
+    def store_expr(self, r, ptr, ttype, idx, val, what="write"):
+        """Store val at idx (lowering IR, rendered by r) of a buffer of type ttype."""
+        off = r(X.linear(idx, ttype.shape))
+        if self.checks:
+            self.check_index(off, ttype.numel, f"{what} {ttype}: linear offset")
+        self.store_at(ptr, ttype.dtype, off, val)
 
     def for_range(self, lo, hi, body, unroll=True):
         """A loop i in [lo, hi). unroll=False marks it llvm.loop.unroll.disable (a fully unrolled
@@ -148,10 +170,19 @@ class KernelGen(PointwiseGen, ReductionGen, MatmulGen, OpaqueGen):
             self.for_range(lo, hi, lambda i: rec(k + 1, idx + [i]), unroll or k < len(extents) - 1)
         rec(0, [])
 
-    def evaluator(self, fixed=None, extra=None):
+    def lowering(self, extra=None, flat=None):
+        """The body's values at a point (backends/lower): loads from the body inputs and the
+        values in `extra` (name -> pointer: a matmul's product), with this build's checks."""
+        body = self.kernel.body
+        types = {v.name: v.type for v in body.inputs}
+        types.update((n.out.name, n.out.type) for n in body.nodes if n.out.name in (extra or ()))
+        return Lowering(self.kernel, types, checks=self.checks, flat=flat)
+
+    def renderer(self, bind, given=None, extra=None):
+        """A Renderer for the current loop body: bind maps index variables to loop counters."""
         ptrs = dict(self.in_ptrs)
         ptrs.update(extra or {})
-        return Evaluator(self, ptrs, fixed)
+        return Renderer(self, ptrs, bind, given)
 
     # -- kinds
     def extent(self):

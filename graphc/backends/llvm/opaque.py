@@ -3,8 +3,9 @@ fold (zero, then add each column element into its image pixel), split over dim 0
 index there writes only its own slice."""
 from __future__ import annotations
 
-from . import indexing as IX
-from .types import const, i64, is_float
+from ..lower import expr as X
+from ..lower import maps as M
+from .types import const, is_float
 
 
 class OpaqueGen:
@@ -38,7 +39,7 @@ class OpaqueGen:
         a = node.attrs
         (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (a["output_size"], a["kernel"], a["stride"],
                                                           a["padding"], a["dilation"])
-        oh, ow = IX._out_size(h, kh, sh, ph, dh), IX._out_size(w, kw, sw, pw, dw)
+        oh, ow = M.out_size(h, kh, sh, ph, dh), M.out_size(w, kw, sw, pw, dw)
         out_t = node.out.type
         n, c = out_t.shape[:2]
         out = self.out_ptrs[0]
@@ -46,16 +47,16 @@ class OpaqueGen:
         dt = out_t.dtype
         self.nest(list(out_t.shape), lambda i: self.store(out, out_t, i, const(dt, 0)), ranged=True)
 
+        parts = tuple(X.var(f"u{d}") for d in range(6))
+        ni, ci, ki, kj, oy, ox = parts
+        y, x = M.window_pixel(ki, kj, oy, ox, (sh, sw), (ph, pw), (dh, dw))
+        col = (ni, X.add(X.add(X.mul(ci, kh * kw), X.mul(ki, kw)), kj), X.add(X.mul(oy, ow), ox))
+        exprs = [M.inside(y, x, (h, w)), X.linear(col, cols.type.shape), X.linear((ni, ci, y, x), out_t.shape)]
+
         def add(i):
-            ni, ci, ki, kj, oy, ox = i
-            y = b.sub(b.add(b.mul(oy, i64(sh)), b.mul(ki, i64(dh))), i64(ph))
-            x = b.sub(b.add(b.mul(ox, i64(sw)), b.mul(kj, i64(dw))), i64(pw))
-            ok = b.and_(b.and_(b.icmp_signed(">=", y, i64(0)), b.icmp_signed("<", y, i64(h))),
-                        b.and_(b.icmp_signed(">=", x, i64(0)), b.icmp_signed("<", x, i64(w))))
+            ok, src, dst = self.renderer(dict(zip(parts, i))).render(exprs)
             with b.if_then(ok):
-                ck = b.add(b.mul(ci, i64(kh * kw)), b.add(b.mul(ki, i64(kw)), kj))
-                l = b.add(b.mul(oy, i64(ow)), ox)
-                s = self.load(self.in_ptrs[cols.name], cols.type, [ni, ck, l])
-                cur = self.load(out, out_t, [ni, ci, y, x])
-                self.store(out, out_t, [ni, ci, y, x], b.fadd(cur, s) if is_float(dt) else b.add(cur, s))
+                s = self.load_at(self.in_ptrs[cols.name], dt, src, cols.type.numel, f"read {cols.type}: linear offset")
+                cur = self.load_at(out, dt, dst, out_t.numel, f"read {out_t}: linear offset")
+                self.store_at(out, dt, dst, b.fadd(cur, s) if is_float(dt) else b.add(cur, s))
         self.nest([n, c, kh, kw, oh, ow], add, ranged=True)     # image n only adds into image n

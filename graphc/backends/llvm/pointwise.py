@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import indexing as IX
+from ..lower import expr as X
+from ..lower import maps as M
 from . import scalar as S
-from .types import i64
 
 
 class PointwiseGen:
@@ -24,15 +24,16 @@ class PointwiseGen:
             return self._unfold_nest(outs[0], ptrs[0], extra)
 
         flat = self._flat_space(extra)
+        space = tuple(flat or shape)
+        low = self.lowering(extra, flat)
+        idx = tuple(X.var(f"i{d}") for d in range(len(space)))
 
-        def point(idx):
-            idx = idx if shape else []
-            ev = self.evaluator(extra=extra)
-            ev.flat = flat
-            vals = [ev.at(o, idx) for o in outs]       # every load before any store (in place)
+        def point(counters):
+            r = self.renderer(dict(zip(idx, counters)) if space else {}, extra=extra)
+            vals = r.render([low.at(o, idx) for o in outs])     # every load before any store (in place)
             for o, p, val in zip(outs, ptrs, vals):
-                self.store(p, o.type if flat is None else type(o.type)(flat, o.type.dtype), idx, val)
-        self.nest(list(flat or shape) or [1], point, ranged=True)
+                self.store_expr(r, p, o.type if flat is None else type(o.type)(flat, o.type.dtype), idx, val)
+        self.nest(list(space) or [1], point, ranged=True)
 
     def _flat_space(self, extra):
         """(rows, cols) when a pointwise kernel may loop over its output as [rows, cols]
@@ -66,14 +67,14 @@ class PointwiseGen:
         a = o.producer.attrs
         n, c, h, w = o.producer.inputs[0].type.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a["kernel"], a["stride"], a["padding"], a["dilation"]
-        oh, ow = IX._out_size(h, kh, sh, ph, dh), IX._out_size(w, kw, sw, pw, dw)
-        b = self.b
+        oh, ow = M.out_size(h, kh, sh, ph, dh), M.out_size(w, kw, sw, pw, dw)
+        low = self.lowering(extra)
+        parts = tuple(X.var(f"u{d}") for d in range(6))
+        ni, ci, ki, kj, oy, ox = parts
+        idx = (ni, X.add(X.add(X.mul(ci, kh * kw), X.mul(ki, kw)), kj), X.add(X.mul(oy, ow), ox))
+        low.hints[o.name] = (idx, (ci, ki, kj, oy, ox))
 
-        def point(i):
-            ni, ci, ki, kj, oy, ox = i
-            ck = b.add(b.add(b.mul(ci, i64(kh * kw)), b.mul(ki, i64(kw))), kj)
-            idx = [ni, ck, b.add(b.mul(oy, i64(ow)), ox)]
-            ev = self.evaluator(extra=extra)
-            ev.unfold_parts[o.name] = (idx, (ci, ki, kj, oy, ox))
-            self.store(ptr, o.type, idx, ev.at(o, idx))
+        def point(counters):
+            r = self.renderer(dict(zip(parts, counters)), extra=extra)
+            self.store_expr(r, ptr, o.type, idx, r(low.at(o, idx)))
         self.nest([n, c, kh, kw, oh, ow], point, ranged=True)

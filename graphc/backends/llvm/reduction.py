@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from . import indexing as IX
+from ..lower import expr as X
 from . import scalar as S
 from .common import PREFETCH_BYTES, REDUCTIONS, _space, unsupported
 from .types import I1, I8, I32, I64, PTR, VOID, const, i64, is_bool, is_float, reg
@@ -36,29 +36,34 @@ class ReductionGen:
             full, oi, ri = [None] * len(shape), iter(oidx), iter(ridx)
             for d in range(len(shape)):
                 full[d] = next(ri) if d in axes else next(oi)
-            return full
+            return tuple(full)
 
-        def position(oidx):
-            oidx = oidx if outer else []
-            self._prefetch_next_row(oidx, shape, axes, outer, drop)
+        low = self.lowering()
+        ovars = tuple(X.var(f"o{k}") for k in range(len(outer)))
+        rvars = tuple(X.var(f"r{k}") for k in range(len(axes)))
+
+        def position(counters):
+            bind = dict(zip(ovars, counters)) if outer else {}
+            self._prefetch_next_row(list(counters) if outer else [], shape, axes, outer, drop)
             fixed = {}
             for r in reds:
-                fixed[r.out.name] = self._reduce(r, oidx, combine, fixed, axes, shape)
-            ev = self.evaluator(fixed)
+                fixed[r.out.name] = self._reduce(r, low, bind, combine(ovars, rvars), fixed, axes, shape)
+                low.given[r.out.name] = r.out.type.dtype
+            ev = self.renderer(bind, fixed)
             for o in red_outs:
                 if tuple(o.type.shape) == keep:
-                    it = iter(oidx)
-                    idx = [i64(0) if d in axes else next(it) for d in range(len(shape))]
+                    it = iter(ovars)
+                    idx = [X.ZERO if d in axes else next(it) for d in range(len(shape))]
                 else:
-                    idx = list(oidx)
-                self.store(self.out_ptrs[body.outputs.index(o)], o.type, idx, ev.at(o, idx))
+                    idx = list(ovars)
+                self.store_expr(ev, self.out_ptrs[body.outputs.index(o)], o.type, idx, ev(low.at(o, idx)))
             if full_outs:
-                def point(ridx):
-                    idx = combine(oidx, ridx)
-                    ev2 = self.evaluator(fixed)
-                    vals = [ev2.at(o, idx) for o in full_outs]
+                def point(rc):
+                    idx = combine(ovars, rvars)
+                    ev2 = self.renderer({**bind, **dict(zip(rvars, rc))}, fixed)
+                    vals = ev2.render([low.at(o, idx) for o in full_outs])
                     for o, val in zip(full_outs, vals):
-                        self.store(self.out_ptrs[body.outputs.index(o)], o.type, idx, val)
+                        self.store_expr(ev2, self.out_ptrs[body.outputs.index(o)], o.type, idx, val)
                 self.nest([shape[d] for d in axes], point, unroll=not axes or shape[tuple(axes)[-1]] < 128)
         self.nest([shape[d] for d in outer] or [1], position, ranged=True)
 
@@ -83,7 +88,7 @@ class ReductionGen:
             return
         b = self.b
         rows = int(np.prod(drop, dtype=np.int64))
-        o = IX.linear(b, oidx, drop)
+        o = self.offset(oidx, drop)
         nxt = b.add(o, i64(1))
         nxt = b.select(b.icmp_signed("<", nxt, i64(rows)), nxt, o)
         fn = S.function(self.mb.module, "llvm.prefetch.p0", VOID, [PTR, I32, I32, I32])
@@ -136,23 +141,28 @@ class ReductionGen:
             self.for_range(lo, hi, lambda i: over(dims, point, k + 1, idx + (i,)))
         over(outer, lambda o: self.store(acc, acc_t, o, const(dt, 0)))
 
+        low = self.lowering()
+        ivars = tuple(X.var(f"i{d}") for d in range(len(shape)))
+
         def add(idx):
             o = [idx[d] for d in outer]
-            ev = self.evaluator()
-            x = ev.at(r.inputs[0], idx)
-            vals = [ev.at(f, idx) for f in full_outs]       # full-shape outputs: stored in the same pass
+            ev = self.renderer(dict(zip(ivars, idx)))
+            vals = ev.render([low.at(r.inputs[0], ivars)] + [low.at(f, ivars) for f in full_outs])
+            x, vals = vals[0], vals[1:]                     # full-shape outputs: stored in the same pass
             cur = self.load(acc, acc_t, o)
             self.store(acc, acc_t, o, b.fadd(cur, x) if is_float(dt) else b.add(cur, x))
             for f, val in zip(full_outs, vals):
-                self.store(self.out_ptrs[self.kernel.body.outputs.index(f)], f.type, idx, val)
+                self.store_expr(ev, self.out_ptrs[self.kernel.body.outputs.index(f)], f.type, ivars, val)
         over(list(range(len(shape))), add)
         for o in red_outs[1:]:                # same values, another shape (keepdim): same linear order
             ptr = self.out_ptrs[self.kernel.body.outputs.index(o)]
-            over(outer, lambda oi, o=o, ptr=ptr: self.store(
-                ptr, o.type, IX.delinearize(b, IX.linear(b, oi, drop), o.type.shape), self.load(acc, acc_t, oi)))
+            over(outer, lambda oi, o=o, ptr=ptr: self.store_at(
+                ptr, o.type.dtype, self.offset(oi, drop), self.load(acc, acc_t, oi)))
         return True
 
-    def _reduce(self, r, oidx, combine, fixed, axes, shape):
+    def _reduce(self, r, low, bind, idx, fixed, axes, shape):
+        """r's value at the current outer position: a loop over the reduced axes, the input at
+        idx (lowering IR over the outer and reduced variables; bind: the outer ones' counters)."""
         b = self.b
         # Short sums (< 64 terms) add in order: vectorising them gains nothing, and the order
         # then does not depend on whether LLVM vectorises (checks mode keeps data-dependent
@@ -175,8 +185,10 @@ class ReductionGen:
             best = self.alloca(I64)
             b.store(i64(0), best)
 
+        rvars = tuple(X.var(f"r{k}") for k in range(len(axes)))
+
         def step(ridx):
-            x = self.evaluator(fixed).at(r.inputs[0], combine(oidx, ridx))
+            x = self.renderer({**bind, **dict(zip(rvars, ridx))}, fixed)(low.at(r.inputs[0], idx))
             a = b.load(acc, typ=t)
             if r.op == "sum":
                 if is_float(dt):
