@@ -153,6 +153,8 @@ def test_bad_arguments_raise_as_torch(make, exc, match):
     (lambda: nn.RNNCell(2, 3)(gc.randn(4, 3)), RuntimeError, "input has inconsistent input_size: got 3 expected 2"),
     (lambda: nn.LSTMCell(2, 3)(gc.randn(4, 2), (gc.randn(4, 3), gc.randn(4, 2))), RuntimeError,
      "hidden1 has inconsistent hidden_size: got 2, expected 3"),
+    (lambda: nn.GRUCell(2, 3)(gc.randn(4, 2), gc.randn(4)), RuntimeError, "Expected hidden0 to be 2D as the input"),
+    (lambda: nn.LSTM(2, 3)(gc.randn(0, 2, 2)), RuntimeError, "Expected sequence length to be larger than 0"),
 ])
 def test_bad_inputs_raise_as_torch(call, exc, match):
     with pytest.raises(exc, match=match):

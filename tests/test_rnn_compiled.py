@@ -77,6 +77,21 @@ def test_forward_and_gradients_compiled_equal_eager(name, make, packed, backend)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"gradient {k}")
 
 
+@pytest.mark.skipif(SIM, reason="tracing only: the same on every backend")
+def test_packed_lengths_must_be_known_while_tracing():
+    """Lengths fix the packed shapes: a list or a tensor made outside the compiled function
+    works (captured); a traced argument raises naming the argument and the user's line."""
+    m = nn.GRU(3, 4)
+    x = gc.randn(4, 2, 3)
+    outside = gc.tensor([4, 2])
+
+    def f(x, lengths):
+        return m(nn.utils.rnn.pack_padded_sequence(x, lengths))[1]
+    close(gc.compile(lambda x: f(x, outside), backend="interp")(x), f(x, outside), "captured lengths")
+    with pytest.raises(RuntimeError, match="lengths must be known when the graph is traced"):
+        gc.compile(f, backend="interp")(x, outside)
+
+
 class WordModel(nn.Module):
     """word_language_model's RNNModel: encoder -> dropout -> rnn -> dropout -> decoder."""
 

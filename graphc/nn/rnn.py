@@ -154,6 +154,8 @@ class RNNBase(Module):
                 hs = [F.unsqueeze(s, 1) for s in hs]
         x = F.unsqueeze(input, 1) if not batched else (F.transpose(input, 0, 1) if self.batch_first else input)
         steps, batch = x.shape[0], x.shape[1]
+        if steps == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         return F.reshape(x, (steps * batch,) + tuple(x.shape[2:])), [batch] * steps, hs, ("padded", batched, steps)
 
     def forward(self, input, hx=None):

@@ -79,6 +79,9 @@ class RNNCellBase(Module):
         check_cell_input(name, input, self.input_size)
         out = []
         for k, s in enumerate(states):
+            if s is not None and s.ndim != (2 if batched else 1):
+                raise RuntimeError(f"{name}: Expected hidden{k} to be {2 if batched else 1}D as the input is, "
+                                   f"got {s.ndim}D")
             if s is None:
                 s = F.zeros(input.shape[0], self.hidden_size, dtype=input.dtype, device=F._device_of(input, None))
             elif not batched:
