@@ -508,6 +508,21 @@ def test_results_are_bit_identical_with_the_backward_left_to_the_pass(name, back
     assert got == want
 
 
+def test_a_one_shot_graph_runs_its_placeholders_expanded(monkeypatch):
+    """The optimizer's first step creates its buffers: that trace serves one call, on the
+    reference interpreter over the traced graph (no passes), which must expand it first."""
+    got = {}
+    for defer in (False, True):
+        monkeypatch.setattr(AD, "DEFER_TO_PASS", defer)
+        step, args = _sgd_step()
+        f = gc.compile(step, backend="llvm")
+        loss = f(*args)
+        fn = next(iter(f._cache.values()))[0].fn
+        assert fn.one_shot and fn._passes is None       # the interpreter, no pipeline
+        got[defer] = _bits([loss] + list(step.model.parameters()))
+    assert got[True] == got[False]
+
+
 def test_trace_time_errors_are_decided_without_the_backward(deferred):
     w = gc.randn(3, requires_grad=True)
     u = gc.randn(3, requires_grad=True)

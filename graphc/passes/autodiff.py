@@ -7,9 +7,10 @@ decided then by the relevance analysis alone. The autodiff pass (expand_grads, f
 DEFAULT_PASSES) replaces each group by its backward: backprop() walks the forward nodes
 backwards and calls each primitive's VJP rule -- the rules the eager tape uses -- on tracer
 tensors, recording the backward nodes at the placeholders' position. create_graph=True skips
-the placeholder (tracing.Trace calls backprop itself): a gradient that is differentiated again
-while tracing needs its nodes in the graph at once. autodiff(graph, wrt) is the pure pass
-differentiating a graph's first output.
+the placeholder (gradients() calls backprop at once): a gradient that is differentiated again
+while tracing needs its nodes in the graph. DEFER_TO_PASS chooses whether tracing records
+placeholders at all. autodiff(graph, wrt) is the pure pass differentiating a graph's first
+output.
 """
 from __future__ import annotations
 
