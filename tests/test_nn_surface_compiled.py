@@ -49,7 +49,39 @@ CASES = [
     ("distances", lambda: (lambda a, b: F.cosine_similarity(a, b, dim=-1)[:, None] * F.normalize(a, p=1)
                            + F.pairwise_distance(a, b, keepdim=True) + F.pairwise_distance(a, b, 3.0, keepdim=True),
                            [_x(4, 5), _x(4, 5, seed=1)])),
+    ("group_norm", lambda: (nn.GroupNorm(2, 4), [_x(3, 4, 5)])),
+    ("instance_norm_running", lambda: (nn.InstanceNorm2d(3, affine=True, track_running_stats=True), [_x(2, 3, 2, 3)])),
+    ("rms_layer_norm", lambda: (nn.Sequential(nn.RMSNorm(6), nn.LayerNorm(6, bias=False), nn.RMSNorm((2, 6), 1e-3)),
+                                [_x(4, 2, 6)])),
+    ("dropouts", lambda: (lambda x: F.dropout1d(x, 0.3) + F.alpha_dropout(x, 0.2, True)
+                          + F.feature_alpha_dropout(x, 0.4, True) + F.dropout2d(x[..., None], 0.5)[..., 0],
+                          [_x(4, 6, 5)])),
+    ("pads", lambda: (lambda x: F.pad(x, (2, 1, 1, 2), "reflect") + F.pad(x, (2, 1, 1, 2), "replicate")
+                      + F.pad(x, (2, 1, 1, 2), "circular") + F.pad(x, (2, 1, 1, 2), value=0.5),
+                      [_x(2, 3, 4, 5)])),
+    ("pad_layers_crop", lambda: (nn.Sequential(nn.ReflectionPad1d((2, -1)), nn.CircularPad1d(1), nn.ZeroPad1d(1),
+                                               nn.ReplicationPad1d((0, 3))), [_x(2, 3, 5)])),
+    ("embedding_bag_modes", lambda: (_Bags(), [np.array([1, 4, 4, 0, 7, 2, 9, 2, 5]), np.array([0, 3, 3, 6]),
+                                               _x(9)])),
 ]
+
+
+class _Bags(nn.Module):
+    """EmbeddingBag in every mode, with an empty bag, padding and per-sample weights; a
+    ParameterList/ParameterDict scale."""
+
+    def __init__(self):
+        super().__init__()
+        gc.manual_seed(0)
+        self.mean = nn.EmbeddingBag(10, 3)
+        self.max = nn.EmbeddingBag(10, 3, mode="max", padding_idx=2)
+        self.sum = nn.EmbeddingBag(10, 3, mode="sum")
+        self.scales = nn.ParameterList([gc.full((3,), 0.5), gc.full((3,), 2.0)])
+        self.shift = nn.ParameterDict({"b": gc.full((3,), 0.1)})
+
+    def forward(self, idx, offsets, psw):
+        y = self.mean(idx, offsets) * self.scales[0] + self.max(idx, offsets) * self.scales[1]
+        return y + self.sum(idx, offsets, per_sample_weights=psw) + self.shift["b"]
 
 
 def _run(fn, arrays, backend=None, dtype=np.float32):
@@ -63,6 +95,7 @@ def _run(fn, arrays, backend=None, dtype=np.float32):
         cot = gc.tensor(np.random.default_rng(1).standard_normal(tuple(y.shape)).astype(dtype))
         (y * cot).sum().backward()
         return y
+    gc.manual_seed(0)                 # the dropouts draw the same masks eagerly and compiled
     y = (gc.compile(step, backend=backend) if backend else step)(*xs)
     grads = [x.grad for x in xs if x.requires_grad] + [p.grad for p in params]
     return [npy(y)] + [None if g is None else npy(g) for g in grads]
@@ -86,7 +119,19 @@ def _act_model():
                          nn.Linear(6, 2), nn.LogSigmoid()), nn.MSELoss(), (5, 4), (5, 2)
 
 
-TRAIN_CASES = {"activations": _act_model}
+def _groupnorm_prelu_smoothl1():
+    return (nn.Sequential(nn.Linear(4, 8), nn.GroupNorm(2, 8), nn.PReLU(8), nn.Linear(8, 2)),
+            nn.SmoothL1Loss(beta=0.5), (5, 4), (5, 2))
+
+
+def _instancenorm_dropout_huber():
+    return (nn.Sequential(nn.Unflatten(1, (4, 3)), nn.InstanceNorm1d(4, affine=True, track_running_stats=True),
+                          nn.Dropout1d(0.25), nn.Flatten(), nn.Linear(12, 2), nn.Softplus()),
+            nn.HuberLoss(delta=0.5), (6, 12), (6, 2))
+
+
+TRAIN_CASES = {"activations": _act_model, "groupnorm_prelu_smoothl1": _groupnorm_prelu_smoothl1,
+               "instancenorm_dropout_huber": _instancenorm_dropout_huber}
 
 
 def _train(name, backend, steps=3):

@@ -18,4 +18,9 @@ from ..ops.losses import (  # noqa: F401
     triplet_margin_loss, poisson_nll_loss, multilabel_soft_margin_loss, soft_margin_loss, hinge_embedding_loss,
     gaussian_nll_loss,
 )
-from ..ops.functional import pad, sigmoid, tanh, unfold, fold, flatten  # noqa: F401
+from ..ops.norms import (  # noqa: F401
+    group_norm, instance_norm, rms_norm, dropout1d, dropout2d, dropout3d, alpha_dropout, feature_alpha_dropout,
+)
+from ..ops.padding import pad  # noqa: F401
+from ..ops.embedding_bag import embedding_bag  # noqa: F401
+from ..ops.functional import sigmoid, tanh, unfold, fold, flatten  # noqa: F401

@@ -12,6 +12,7 @@ from .. import dtypes as _dt
 from ..autograd import no_grad
 from . import functional as F
 from .creation import rand, tensor
+from .composites import _inplace
 from .conv import out_size
 
 
@@ -214,6 +215,10 @@ def dropout(x, p=0.5, training=True, inplace=False, generator=None):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return x
+    return _inplace(_dropout, x, inplace, p, generator)
+
+
+def _dropout(x, p, generator):
     if p == 1:
         return x * 0
     keep = F.ge(rand(tuple(x.shape), dtype=x.dtype if x.dtype.is_floating_point else None,
