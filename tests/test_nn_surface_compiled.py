@@ -34,6 +34,7 @@ CASES = [
                                        + F.hardshrink(x, 0.2) + F.softsign(x) + F.tanhshrink(x), [EDGE])),
     ("glu_softmin", lambda: (lambda x: F.softmin(F.glu(x, 1), dim=-1), [_x(3, 6, 2)])),
     ("prelu_module", lambda: (nn.PReLU(3, init=-0.3), [_x(2, 3, 4)])),
+    ("inplace_activations", lambda: (_inplace_chain, [EDGE])),
     ("smooth_l1_huber_kl", lambda: (lambda x, y: F.smooth_l1_loss(x, y, beta=0.5) + F.huber_loss(x, y, "sum", 0.7)
                                     + F.kl_div(x, F.softmax(y, 1), reduction="batchmean")
                                     + F.kl_div(x, y, reduction="sum", log_target=True), [_x(4, 5), _x(4, 5, seed=1)])),
@@ -82,6 +83,15 @@ class _Bags(nn.Module):
     def forward(self, idx, offsets, psw):
         y = self.mean(idx, offsets) * self.scales[0] + self.max(idx, offsets) * self.scales[1]
         return y + self.sum(idx, offsets, per_sample_weights=psw) + self.shift["b"]
+
+
+def _inplace_chain(x):
+    """inplace=True inside a compiled function: the writes into an intermediate trace."""
+    h = x * 1.5
+    F.elu(h, inplace=True)
+    F.hardtanh(h, -0.5, 2.0, inplace=True)
+    nn.Mish(inplace=True)(h)
+    return h * 2 + F.relu(x, inplace=False)
 
 
 def _run(fn, arrays, backend=None, dtype=np.float32):
@@ -170,3 +180,14 @@ def test_cuda_simulator():
     r = run_cases("test_nn_surface_cuda_cases.py", simulator_env())
     assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout.strip().split("\n")[-1], r.stdout[-3000:]
+
+
+@pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
+def test_compiled_float64_equals_eager(name, make):
+    fn, arrays = make()
+    if isinstance(fn, nn.Module):
+        fn.double()
+    want = _run(fn, arrays, dtype=np.float64)
+    got = _run(fn, arrays, "llvm", dtype=np.float64)
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=f"{name} float64 on llvm: output {i}")

@@ -220,3 +220,16 @@ def test_inplace_writes_the_input_and_differentiates(name, gfn, tfn):
         assert out is h
         return h + 0
     compare(g, t, rand(3, 4, seed=5), tol64=F64_LOOSE.get(name), what=name)
+
+
+UNDERSCORED = [("elu_", ()), ("selu_", ()), ("celu_", (0.5,)), ("hardtanh_", (-0.5, 2.0)), ("threshold_", (0.2, -1.0)),
+               ("relu_", ()), ("leaky_relu_", (0.3,))]
+
+
+@pytest.mark.parametrize("name,args", UNDERSCORED, ids=[u[0] for u in UNDERSCORED])
+def test_underscore_forms_are_inplace(name, args):
+    def run(lib, x):
+        h = x * 1.5
+        assert getattr(lib, name)(h, *args) is h
+        return h + 0
+    compare(lambda x: run(F, x), lambda x: run(TF, x), rand(3, 4, seed=6), what=name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from . import functional as F
-from .composites import _inplace, softmax, softplus
+from .composites import _inplace, leaky_relu, relu, softmax, softplus
 from .stable import expm1, log1p
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -156,3 +156,32 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
     if dtype is not None:
         input = F.cast(input, dtype)
     return softmax(-input, dim)
+
+
+# torch's in-place spellings: the function with inplace=True
+def elu_(input, alpha=1.0):
+    return elu(input, alpha, True)
+
+
+def selu_(input):
+    return selu(input, True)
+
+
+def celu_(input, alpha=1.0):
+    return celu(input, alpha, True)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return hardtanh(input, min_val, max_val, True)
+
+
+def threshold_(input, threshold_, value):
+    return threshold(input, threshold_, value, True)
+
+
+def relu_(input):
+    return relu(input, True)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return leaky_relu(input, negative_slope, True)
