@@ -225,3 +225,20 @@ def test_printer_and_postorder_are_iterative_on_deep_chains():
     for k in range(20000):
         e = X.scalar("neg", dtypes.float32, dtypes.float32, [e], {})
     assert X.to_text([e]).count("\n") == 20000
+
+
+def test_unfold_column_and_the_factored_map_agree_with_unfold():
+    """The factored nest (llvm's unfold loop, fold in both backends) indexes the same elements
+    as unfold's own map of the column index."""
+    geo = ((3, 2), (2, 1), (1, 1), (1, 2))
+    in_shape = (1, 2, 5, 4)
+    oh, ow = (M.out_size(n, k, s, p, d) for n, k, s, p, d in zip(in_shape[2:], *geo))
+    names = ("n", "c", "ki", "kj", "oy", "ox")
+    parts = tuple(map(X.var, names))
+    col = M.unfold_column(*parts, geo[0], ow)
+    j1, ok1 = M.unfold(col, in_shape, *geo)
+    j2, ok2 = M.unfold_parts(parts[0], parts[1:], in_shape, *geo)
+    for p in itertools.product(range(1), range(2), range(3), range(2), range(oh), range(ow)):
+        env = dict(zip(names, p))
+        assert run(ok1, env) == run(ok2, env)
+        assert [run(e, env) for e in j1] == [run(e, env) for e in j2]

@@ -57,7 +57,7 @@ class OpaqueGen:
         c = b.child()
         ni, ci, ki, kj, oy, ox = X.delinearize(lin, space)
         y, x = M.window_pixel(ki, kj, oy, ox, (sh, sw), (ph, pw), (dh, dw))
-        col = (ni, X.add(X.add(X.mul(ci, kh * kw), X.mul(ki, kw)), kj), X.add(X.mul(oy, ow), ox))
+        col = M.unfold_column(ni, ci, ki, kj, oy, ox, (kh, kw), ow)
         r = Renderer(self, c)
         ok, dst, src = r.render([M.inside(y, x, (h, w)), X.linear((ni, ci, y, x), out_shape),
                                  X.linear(col, node.inputs[0].type.shape)])

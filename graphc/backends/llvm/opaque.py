@@ -50,7 +50,7 @@ class OpaqueGen:
         parts = tuple(X.var(f"u{d}") for d in range(6))
         ni, ci, ki, kj, oy, ox = parts
         y, x = M.window_pixel(ki, kj, oy, ox, (sh, sw), (ph, pw), (dh, dw))
-        col = (ni, X.add(X.add(X.mul(ci, kh * kw), X.mul(ki, kw)), kj), X.add(X.mul(oy, ow), ox))
+        col = M.unfold_column(ni, ci, ki, kj, oy, ox, (kh, kw), ow)
         exprs = [M.inside(y, x, (h, w)), X.linear(col, cols.type.shape), X.linear((ni, ci, y, x), out_t.shape)]
 
         def add(i):

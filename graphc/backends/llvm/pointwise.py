@@ -71,7 +71,7 @@ class PointwiseGen:
         low = self.lowering(extra)
         parts = tuple(X.var(f"u{d}") for d in range(6))
         ni, ci, ki, kj, oy, ox = parts
-        idx = (ni, X.add(X.add(X.mul(ci, kh * kw), X.mul(ki, kw)), kj), X.add(X.mul(oy, ow), ox))
+        idx = M.unfold_column(ni, ci, ki, kj, oy, ox, (kh, kw), ow)
         low.hints[o.name] = (idx, (ci, ki, kj, oy, ox))
 
         def point(counters):

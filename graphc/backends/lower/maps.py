@@ -120,6 +120,13 @@ def unfold_parts(n, parts, in_shape, kernel, stride, padding, dilation):
     return _clamp((n, c, y, x), ok), ok
 
 
+def unfold_column(n, c, ki, kj, oy, ox, kernel, ow):
+    """The index [n, c*kh*kw + ki*kw + kj, oy*OW + ox] of unfold's output (fold's input) for tap
+    (ki, kj) of channel c's window at output position (oy, ox)."""
+    kh, kw = kernel
+    return n, X.add(X.add(X.mul(c, kh * kw), X.mul(ki, kw)), kj), X.add(X.mul(oy, ow), ox)
+
+
 def window_pixel(ki, kj, oy, ox, stride, padding, dilation):
     """The image pixel (y, x) that tap (ki, kj) of the window at output position (oy, ox) reads
     (unfold) or adds into (fold); outside the image where the window overlaps the padding."""
