@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from functools import partial
 
 from ..ops import functional as F
 from ..ops.composites import linear
@@ -182,7 +183,7 @@ class RNNBase(Module):
                 else:
                     state = tuple(s[i] for s in hs)
                 gi = linear(x, w_ih, b_ih)
-                out, state = run_direction(lambda g, s: step(g, s, w_hh, b_hh, w_hr), gi, sizes, state, d == 1)
+                out, state = run_direction(partial(step, w_hh=w_hh, b_hh=b_hh, w_hr=w_hr), gi, sizes, state, d == 1)
                 outs.append(out)
                 finals.append(state)
             x = F.cat(outs, 1) if dirs == 2 else outs[0]

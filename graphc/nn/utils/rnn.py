@@ -37,8 +37,8 @@ def _ints(t, what):
     return [int(v) for v in t]
 
 
-def _index(values):
-    return tensor(np.asarray(values, dtype=np.int64), dtype=_dt.int64)
+def _index(values, device=None):
+    return tensor(np.asarray(values, dtype=np.int64), dtype=_dt.int64, device=device)
 
 
 def invert_permutation(permutation):
@@ -148,7 +148,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
         sorted_indices = None
     else:
         order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-        sorted_indices = _index(order)
+        sorted_indices = _index(order, F._device_of(input, None))      # on input's device, as torch's
         lengths = [lengths[i] for i in order]
         input = F.index_select(input, batch_dim, sorted_indices)
     if lengths and min(lengths) <= 0:
@@ -161,7 +161,8 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
                            f"{input.shape[0]} steps")
     batch_sizes = [sum(1 for n in lengths if n > t) for t in range(lengths[0])]
     data = F.cat([input[t, :b] for t, b in enumerate(batch_sizes)], 0)
-    return PackedSequence(data, _index(batch_sizes), sorted_indices, None)
+    unsorted_indices = None if sorted_indices is None else _index(np.argsort(order), F._device_of(input, None))
+    return PackedSequence(data, _index(batch_sizes), sorted_indices, unsorted_indices)
 
 
 def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
