@@ -55,7 +55,8 @@ CASES = [
     ("rms_layer_norm", lambda: (nn.Sequential(nn.RMSNorm(6), nn.LayerNorm(6, bias=False), nn.RMSNorm((2, 6), 1e-3)),
                                 [_x(4, 2, 6)])),
     ("dropouts", lambda: (lambda x: F.dropout1d(x, 0.3) + F.alpha_dropout(x, 0.2, True)
-                          + F.feature_alpha_dropout(x, 0.4, True) + F.dropout2d(x[..., None], 0.5)[..., 0],
+                          + F.feature_alpha_dropout(x, 0.4, True) + F.dropout2d(x[..., None], 0.5)[..., 0]
+                          + F.rrelu(x, training=True),
                           [_x(4, 6, 5)])),
     ("pads", lambda: (lambda x: F.pad(x, (2, 1, 1, 2), "reflect") + F.pad(x, (2, 1, 1, 2), "replicate")
                       + F.pad(x, (2, 1, 1, 2), "circular") + F.pad(x, (2, 1, 1, 2), value=0.5),

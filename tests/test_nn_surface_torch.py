@@ -222,7 +222,26 @@ def test_inplace_writes_the_input_and_differentiates(name, gfn, tfn):
     compare(g, t, rand(3, 4, seed=5), tol64=F64_LOOSE.get(name), what=name)
 
 
-UNDERSCORED = [("elu_", ()), ("selu_", ()), ("celu_", (0.5,)), ("hardtanh_", (-0.5, 2.0)), ("threshold_", (0.2, -1.0)),
+def test_rrelu_eval_is_torch_and_train_draws_slopes():
+    for lo, hi in ((1 / 8, 1 / 3), (0.1, 0.3), (0.2, 0.2)):
+        compare(lambda x: F.rrelu(x, lo, hi), lambda x: TF.rrelu(x, lo, hi), EDGE)
+        gm, tm = nn.RReLU(lo, hi).eval(), torch.nn.RReLU(lo, hi).eval()
+        assert repr(gm) == repr(tm)
+        compare(gm, tm, rand(3, 4))
+    assert repr(nn.RReLU(0.1, 0.3, True)) == repr(torch.nn.RReLU(0.1, 0.3, True))
+    gc.manual_seed(0)
+    x = gc.tensor(-np.abs(rand(200, 100)) - 0.1, requires_grad=True)
+    y = F.rrelu(x, 0.1, 0.3, training=True)
+    slope = npy(y) / npy(x)
+    assert slope.min() >= 0.1 and slope.max() <= 0.3 and abs(slope.mean() - 0.2) < 0.005
+    y.sum().backward()
+    np.testing.assert_allclose(npy(x.grad), slope, rtol=1e-6)       # torch's: the drawn slope
+    np.testing.assert_array_equal(npy(F.rrelu(gc.tensor([0.5, 2.0]), training=True)), [0.5, 2.0])
+    with pytest.raises(RuntimeError, match="Lower bound should be less than or equal"):
+        F.rrelu(gc.randn(3), 0.5, 0.1, True)
+
+
+UNDERSCORED = [("rrelu_", ()), ("elu_", ()), ("selu_", ()), ("celu_", (0.5,)), ("hardtanh_", (-0.5, 2.0)), ("threshold_", (0.2, -1.0)),
                ("relu_", ()), ("leaky_relu_", (0.3,))]
 
 

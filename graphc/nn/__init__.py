@@ -10,7 +10,7 @@ from .dropout import Dropout1d, Dropout2d, Dropout3d, AlphaDropout, FeatureAlpha
 from .activation import ReLU, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Softmax, LogSoftmax  # noqa: F401
 from .activation import (ELU, SELU, CELU, Hardtanh, ReLU6, PReLU, Mish, Softplus, Softsign,  # noqa: F401
                          Hardswish, Hardsigmoid, LogSigmoid, GLU, Threshold, Tanhshrink, Softshrink,
-                         Hardshrink, Softmin)
+                         Hardshrink, Softmin, RReLU)
 from .misc import Flatten, Unflatten, Dropout, Embedding, EmbeddingBag  # noqa: F401
 from .container import Sequential, ModuleList, ModuleDict  # noqa: F401
 from .parameter_containers import ParameterList, ParameterDict  # noqa: F401

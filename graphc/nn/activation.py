@@ -198,6 +198,18 @@ class Hardsigmoid(_Inplace):
     _fn = staticmethod(F.hardsigmoid)
 
 
+class RReLU(Module):
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, x):
+        return F.rrelu(x, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}" + _inplace_repr(self.inplace)
+
+
 class Softplus(Module):
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()

@@ -11,7 +11,7 @@ from ..ops.layer_composites import (  # noqa: F401
 from ..ops.activations import (  # noqa: F401
     elu, selu, celu, hardtanh, relu6, prelu, mish, softsign, hardswish, hardsigmoid, logsigmoid, glu,
     threshold, tanhshrink, softshrink, hardshrink, softmin, elu_, selu_, celu_, hardtanh_, threshold_, relu_,
-    leaky_relu_,
+    leaky_relu_, rrelu, rrelu_,
 )
 from ..ops.distances import cosine_similarity, pairwise_distance, normalize  # noqa: F401
 from ..ops.losses import (  # noqa: F401

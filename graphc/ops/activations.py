@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..tensor import Tensor
 from . import functional as F
 from .composites import _inplace, leaky_relu, relu, softmax, softplus
+from .creation import rand
 from .stable import expm1, log1p
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -119,6 +120,26 @@ def glu(input, dim=-1):
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
     a, b = F.narrow(input, d, 0, size // 2), F.narrow(input, d, size // 2, size // 2)
     return a * F.sigmoid(b)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    """Randomized leaky ReLU: in training each x <= 0 is scaled by its own slope drawn from
+    U(lower, upper) (graphc's counter-based generator, so it traces; not torch's numbers); in
+    eval the slope is their mean, as torch's leaky_relu."""
+    if lower > upper:
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")
+    _float("rrelu", input)
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+
+    def fn(x):
+        slope = rand(tuple(x.shape), dtype=x.dtype, device=F._device_of(x, None)) * (upper - lower) + lower
+        return F.where(F.le(x, 0), x * slope, x)
+    return _inplace(fn, input, inplace)
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
+    return rrelu(input, lower, upper, training, True)
 
 
 def threshold(input, threshold, value, inplace=False):
