@@ -164,8 +164,8 @@ def _train(rnn_type, optimizer, compiled, backend, steps=3, bptt=3, bsz=2):
         losses.append(float(loss.item()))
     if compiled:     # the carried hidden state is an argument: the graph is reused, not retraced
         assert len(fn.traces) <= 2, fn.explain()       # (Adam's state is created by the first)
-    return losses, {k: npy(v) for k, v in model.state_dict().items()}, [npy(h) for h in
-                                                                        (hidden if isinstance(hidden, tuple) else (hidden,))]
+    hidden = hidden if isinstance(hidden, tuple) else (hidden,)
+    return losses, {k: npy(v) for k, v in model.state_dict().items()}, [npy(h) for h in hidden]
 
 
 @pytest.mark.slow
