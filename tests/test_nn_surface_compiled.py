@@ -63,6 +63,9 @@ CASES = [
                       [_x(2, 3, 4, 5)])),
     ("pad_layers_crop", lambda: (nn.Sequential(nn.ReflectionPad1d((2, -1)), nn.CircularPad1d(1), nn.ZeroPad1d(1),
                                                nn.ReplicationPad1d((0, 3))), [_x(2, 3, 5)])),
+    ("conv_padding_modes", lambda: (nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"),
+                                                  nn.Conv2d(3, 2, 3, padding="same", padding_mode="circular")),
+                                    [_x(1, 2, 5, 4)])),
     ("embedding_bag_modes", lambda: (_Bags(), [np.array([1, 4, 4, 0, 7, 2, 9, 2, 5]), np.array([0, 3, 3, 6]),
                                                _x(9)])),
 ]

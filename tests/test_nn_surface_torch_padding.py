@@ -98,3 +98,22 @@ def test_padding_layer_argument_errors():
     with pytest.raises(ValueError, match="tuple of 4 ints"):
         nn.ReflectionPad2d((1, 2))
     assert type(nn.CircularPad2d(1)).__name__ == "CircularPad2d"
+
+
+CONV_MODES = [dict(padding=1, padding_mode="reflect"), dict(padding=(2, 1), padding_mode="circular", stride=2),
+              dict(padding="same", padding_mode="replicate", dilation=2),
+              dict(kernel_size=(2, 4), padding="same", padding_mode="reflect", bias=False)]
+
+
+@pytest.mark.parametrize("kw", CONV_MODES, ids=[k["padding_mode"] + str(k["padding"]) for k in CONV_MODES])
+def test_conv2d_padding_modes_match_torch(kw):
+    kw = dict(kw)
+    k = kw.pop("kernel_size", 3)
+    gm, tm = nn.Conv2d(2, 3, k, **kw), torch.nn.Conv2d(2, 3, k, **kw)
+    assert repr(gm) == repr(tm)
+    compare(gm, tm, rand(2, 2, 6, 7), gmod=gm, tmod=tm, tol={"atol": 1e-5})
+
+
+def test_conv2d_padding_mode_error_as_torch():
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        nn.Conv2d(2, 3, 3, padding_mode="foo")

@@ -1,4 +1,5 @@
-"""Conv2d: unfold + one GEMM (graphc/ops/layer_composites.py)."""
+"""Conv2d: unfold + one GEMM (graphc/ops/layer_composites.py); padding_mode 'reflect',
+'replicate' and 'circular' pad with F.pad first, as torch does."""
 from __future__ import annotations
 
 from ..ops.functional import _pair, empty
@@ -6,6 +7,9 @@ from . import functional as F
 from . import init
 from .module import Module, _check_device, _place
 from .parameter import Parameter
+from ..ops.layer_composites import _same_padding
+
+_PADDING_MODES = {"zeros", "reflect", "replicate", "circular"}
 
 
 class Conv2d(Module):
@@ -13,8 +17,9 @@ class Conv2d(Module):
                  groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         _check_device(device)
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"Conv2d(padding_mode={padding_mode!r}) is not supported; only 'zeros'")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, but got padding_mode='{padding_mode}'")
+        self.padding_mode = padding_mode
         if in_channels % groups or out_channels % groups:
             raise ValueError("in_channels and out_channels must be divisible by groups")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -36,6 +41,13 @@ class Conv2d(Module):
         if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
             raise RuntimeError(f"{self._describe()}: expected input [N, {self.in_channels}, H, W], "
                                f"got {list(x.shape)}")
+        if self.padding_mode != "zeros":     # torch's: pad with the mode, then an unpadded convolution
+            if isinstance(self.padding, str):
+                (hl, hr), (wl, wr) = _same_padding(self.padding, self.kernel_size, self.dilation, self.stride)
+            else:
+                (hl, hr), (wl, wr) = ((p, p) for p in self.padding)
+            x = F.pad(x, (wl, wr, hl, hr), self.padding_mode)
+            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
@@ -48,4 +60,6 @@ class Conv2d(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
