@@ -18,7 +18,12 @@ from .ops.functional import (  # noqa: F401
     transpose, swapaxes, t, cat, concat, concatenate, stack, split, chunk, unbind, narrow,
     matmul, mm, bmm, dot, outer, take_along_axis, scatter_add, gather, index_select,
     floor_divide, remainder, floor, ceil,
+    tril, triu, flip, fliplr, flipud, roll, movedim, moveaxis, broadcast_tensors, meshgrid, diag,
+    diagonal, diag_embed, repeat_interleave, numel, lerp, isnan, isinf, isfinite, isposinf, isneginf,
+    nan_to_num, allclose, isclose, round, trunc, fix, frac, fmod, prod, cumsum, cumprod, addmm,
+    baddbmm, addbmm, addmv, einsum,
 )
+from .ops.functional import linalg  # noqa: F401  (graphc.linalg: vector_norm, matrix_norm, norm)
 from .ops.creation import (  # noqa: F401
     tensor, as_tensor, from_numpy, scalar_tensor, Generator, default_generator, manual_seed, seed,
     initial_seed, rand, randn, randint, rand_like, randn_like, randint_like, randperm, normal,

@@ -16,6 +16,12 @@ below it:
     reductions  sum, mean, var/std, amax/amin, argmax/argmin, max/min, any/all, logsumexp, norm
     indexing    x[index] and x[index] = v, index_select
     windows     unfold, fold
+    arrange     tril/triu, flip, roll, movedim, broadcast_tensors, meshgrid, diagonal/diag(_embed),
+                repeat_interleave, numel
+    rounding    round/trunc/frac, fmod, isnan/isinf/isfinite, nan_to_num, isclose/allclose, lerp
+    scans       prod, cumsum, cumprod
+    linalg      addmm/baddbmm/addbmm/addmv, linalg.vector_norm/matrix_norm/norm
+    einsum      einsum
     methods     installs them onto Tensor as methods and operators
 
 This module re-exports every one of them, so `graphc.ops.functional.X` names the op wherever
@@ -43,4 +49,11 @@ from .reductions import (all, amax, amin, any, argmax, argmin, _axes, logsumexp,
 from .indexing import (_advanced, _check_index_bounds, getitem, index_select, _int_index,  # noqa: F401
                        _NewAxisIndex, _normalize_index, setitem)
 from .windows import (fold, _pair, unfold)  # noqa: F401
+from .arrange import (broadcast_tensors, diag, diag_embed, diagonal, flip, fliplr, flipud,  # noqa: F401
+                      meshgrid, moveaxis, movedim, numel, repeat_interleave, roll, tril, triu)
+from .rounding import (allclose, fix, fmod, frac, isclose, isfinite, isinf, isnan, isneginf,  # noqa: F401
+                       isposinf, lerp, nan_to_num, round, trunc)
+from .scans import cumprod, cumsum, prod  # noqa: F401
+from .linalg import addbmm, addmm, addmv, baddbmm  # noqa: F401
+from .einsum import einsum  # noqa: F401
 from .methods import (_bitwise, _bitwise_not, _install_methods, _rev)  # noqa: F401

@@ -18,6 +18,11 @@ from .reductions import (all, amax, amin, any, argmax, argmin, logsumexp, max, m
                          sum, var)
 from .gather import gather, scatter_add
 from .select import clamp, masked_fill, where
+from .arrange import diag, diag_embed, diagonal, flip, fliplr, flipud, movedim, repeat_interleave, roll, tril, triu
+from .linalg import addbmm, addmm, addmv, baddbmm
+from .rounding import fix, fmod, frac, isclose, isfinite, isinf, isnan, isneginf, isposinf, lerp, nan_to_num, \
+    round, trunc
+from .scans import cumprod, cumsum, prod
 from .shapes import expand, expand_as, flatten, mT, permute, repeat, reshape, squeeze, t, transpose, \
     unsqueeze, view
 
@@ -100,6 +105,31 @@ def lerp_(self, end, weight):
     return self._inplace(lambda s, e: s + (e - s) * weight, end)
 
 
+def _flip(self, *dims):
+    return flip(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
+
+
+def _addmm_method(f):
+    return lambda self, a, b, *, beta=1, alpha=1: f(self, a, b, beta=beta, alpha=alpha)
+
+
+def _tensor_ops():
+    """The torch tensor-op surface (arrange, rounding, scans, linalg) as methods."""
+    M = {"tril": tril, "triu": triu, "flip": _flip, "fliplr": fliplr, "flipud": flipud, "roll": roll,
+         "movedim": movedim, "moveaxis": movedim, "diagonal": diagonal, "diag": diag,
+         "diag_embed": diag_embed, "repeat_interleave": repeat_interleave, "lerp": lerp,
+         "isnan": isnan, "isinf": isinf, "isfinite": isfinite, "isposinf": isposinf, "isneginf": isneginf,
+         "nan_to_num": nan_to_num, "isclose": isclose, "round": round, "trunc": trunc, "fix": fix,
+         "frac": frac, "fmod": fmod, "prod": prod, "cumsum": cumsum, "cumprod": cumprod,
+         "addmm": _addmm_method(addmm), "baddbmm": _addmm_method(baddbmm),
+         "addbmm": _addmm_method(addbmm), "addmv": _addmm_method(addmv),
+         "allclose": lambda self, o, rtol=1e-05, atol=1e-08, equal_nan=False: bool(
+             all(isclose(self, o, rtol, atol, equal_nan)).item())}
+    for name in ("tril", "triu", "round", "trunc", "frac", "fmod", "nan_to_num", "cumsum", "cumprod", "fix"):
+        M[name + "_"] = (lambda f: lambda self, *a, **k: self._inplace(lambda s: f(s, *a, **k)))(M[name])
+    return M
+
+
 def _iadd(self, o):
     return self.add_(o)
 
@@ -164,6 +194,7 @@ def _install_methods():
         "new_full": lambda self, s, v, dtype=None, device=None: full(s, v, dtype=dtype or self.dtype,
                                                                      device=_device_of(self, device)),
     }
+    M.update(_tensor_ops())
     for name, fn in M.items():
         setattr(Tensor, name, fn)
     Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))

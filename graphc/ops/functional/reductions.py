@@ -152,11 +152,23 @@ def logsumexp(x, dim, keepdim=False):
     return out if keepdim else squeeze(out, _axes(x, dim))
 
 
-def norm(x, p=2, dim=None, keepdim=False):
-    if p == 2 or p == "fro":
+def norm(x, p=2, dim=None, keepdim=False, dtype=None):
+    """torch.norm / Tensor.norm: the vector p-norm over dim ('fro' is 2; inf, -inf, 0 as torch)."""
+    if dtype is not None:
+        x = cast(x, dtype)
+    if p is None or p == 2 or p == "fro":
         return _root0(sum(x * x, dim, keepdim), 2)
+    if isinstance(p, str):
+        raise NotImplementedError(f"norm(p={p!r}) is not supported by graphc (it needs singular values); "
+                                  "use 'fro' or a number")
     if p == 1:
         return sum(abs(x), dim, keepdim)
     if p == float("inf"):
         return amax(abs(x), dim, keepdim)
+    if p == float("-inf"):
+        return amin(abs(x), dim, keepdim)
+    if p == 0:
+        return sum(cast(_to_bool(x), x.dtype), dim, keepdim)
+    if p < 0:
+        return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
     return _root0(sum(pow(abs(x), p), dim, keepdim), p)

@@ -1,0 +1,109 @@
+"""The torch tensor ops traced and compiled on interp, llvm and the cuda simulator == eager
+(outputs, and gradients through a compiled forward+backward). The cuda cases run in a
+subprocess with NUMBA_ENABLE_CUDASIM=1 (test_in_cuda_simulator drives it; numba picks the
+simulator at its first import)."""
+import os
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+BACKENDS = ["cuda"] if SIM else ["interp", "llvm"]
+RNG = np.random.default_rng(1)
+INF, NAN = float("inf"), float("nan")
+
+
+def f32(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def i64(*shape):
+    return RNG.integers(-4, 5, size=shape).astype(np.int64)
+
+
+def _special(x):
+    # inf and nan made inside the graph (the simulator's math raises where a GPU gives nan)
+    return gc.where(x > 0.8, INF, gc.where(x < -0.8, NAN, gc.where(x.abs() < 0.1, -INF, x)))
+
+
+# (name, function, inputs, differentiable)
+CASES = [
+    ("tril_triu", lambda x: gc.tril(x, -1) + gc.triu(x, 2) * 2, [f32(5, 6)], True),
+    ("tril_int", lambda x: gc.triu(gc.tril(x, 1)), [i64(2, 3, 4)], False),
+    ("flip", lambda x: gc.flip(x, (0, -1)) * x, [f32(3, 4, 5)], True),
+    ("roll", lambda x: gc.roll(x, (2, -1), (0, 1)) + gc.roll(x, 7), [f32(5, 6)], True),
+    ("movedim", lambda x: gc.movedim(x, (0, 1), (2, 0)) * 2, [f32(2, 3, 4)], True),
+    ("broadcast_tensors", lambda a, b: sum(gc.broadcast_tensors(a, b)), [f32(3, 1), f32(4, 1, 5)], True),
+    ("meshgrid", lambda a, b: gc.meshgrid(a, b, indexing="xy")[0] * gc.meshgrid(a, b)[1].t(), [f32(3), f32(4)], True),
+    ("diagonal", lambda x: gc.diagonal(x, 1, -1, 0) * 3, [f32(4, 2, 5)], True),
+    ("diag_embed", lambda x: gc.diag_embed(x, -1) + gc.diag(x[0], 2).sum(), [f32(3, 4)], True),
+    ("repeat_interleave", lambda x: gc.repeat_interleave(x, 3, -1), [f32(2, 3)], True),
+    ("lerp", lambda a, b, w: gc.lerp(a, b, w) + gc.lerp(a, b, 0.75), [f32(4, 5), f32(4, 5), f32(4, 5)], True),
+    ("special", lambda x: gc.nan_to_num(_special(x), 0.5) + gc.isnan(_special(x)) + gc.isinf(_special(x))
+     + gc.isfinite(_special(x)), [f32(6, 7)], False),
+    ("isclose", lambda a, b: gc.isclose(a, b, rtol=0.5, atol=0.1), [f32(5, 5), f32(5, 5)], False),
+    ("rounding", lambda x: gc.round(x * 4) + gc.round(x, decimals=1) + gc.trunc(x * 3) + gc.frac(x * 3),
+     [f32(6, 7)], True),
+    ("round_halves", lambda x: gc.round(gc.floor(x * 4) + 0.5), [f32(6, 7)], False),
+    ("fmod", lambda a, b: gc.fmod(a * 4, b.abs() + 0.5) + gc.remainder(a * 4, b.abs() + 0.5), [f32(4, 5), f32(4, 5)], True),
+    ("fmod_int", lambda a: gc.fmod(a, 3) * 10 + gc.remainder(a, -3), [i64(4, 5)], False),
+    ("prod", lambda x: gc.prod(x, 1, keepdim=True) + gc.prod(x, 0), [f32(5, 5)], True),
+    ("prod_int", lambda x: gc.prod(x, -1) + gc.prod(x), [i64(3, 7)], False),
+    ("cumsum_cumprod", lambda x: gc.cumsum(x, 0) + gc.cumprod(x, -1), [f32(5, 9)], True),
+    ("cumsum_int", lambda x: gc.cumsum(x, 1), [i64(3, 17)], False),
+    ("addmm", lambda i, a, b: gc.addmm(i, a, b, beta=0.5, alpha=2), [f32(4, 3), f32(4, 5), f32(5, 3)], True),
+    ("baddbmm", lambda i, a, b: gc.baddbmm(i, a, b, alpha=-1) + gc.addbmm(i, a, b, beta=0),
+     [f32(4, 3), f32(2, 4, 5), f32(2, 5, 3)], True),
+    ("einsum_attention", lambda q, k: gc.einsum("bhqd,bhkd->bhqk", q, k), [f32(2, 3, 4, 5), f32(2, 3, 6, 5)], True),
+    ("einsum_misc", lambda a, b: gc.einsum("ii->i", a) + gc.einsum("ij,j", a, b) + gc.einsum("...i->...", a),
+     [f32(4, 4), f32(4)], True),
+    ("vector_norm", lambda x: gc.linalg.vector_norm(x, 3, -1) + gc.linalg.vector_norm(x, INF, 0)
+     + x.norm(1, dim=1), [f32(4, 4)], True),
+    ("matrix_norm", lambda x: gc.linalg.norm(x, "fro") + gc.linalg.matrix_norm(x, 1) + gc.linalg.norm(x, -INF),
+     [f32(4, 5)], True),
+]
+
+
+def _close(a, b, what):
+    a, b = np.asarray(a.numpy()), np.asarray(b.numpy())
+    assert a.shape == b.shape and a.dtype == b.dtype, (what, a.shape, b.shape, a.dtype, b.dtype)
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5, equal_nan=True, err_msg=what)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,fn,inputs,diff", CASES, ids=[c[0] for c in CASES])
+def test_compiled_equals_eager(backend, name, fn, inputs, diff):
+    xs = [gc.tensor(a) for a in inputs]
+    _close(gc.compile(fn, backend=backend)(*xs), fn(*xs), f"{name} on {backend}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,fn,inputs", [(c[0], c[1], c[2]) for c in CASES if c[3]],
+                         ids=[c[0] for c in CASES if c[3]])
+def test_compiled_gradients_equal_eager(backend, name, fn, inputs):
+    w = [None]
+
+    def loss(*xs):
+        y = fn(*xs)
+        if w[0] is None:
+            w[0] = gc.tensor(RNG.standard_normal(tuple(y.shape)).astype(np.float32))
+        return (y * w[0]).sum()
+
+    xs = [gc.tensor(a) for a in inputs]
+    eager = gc.grad(loss, argnums=tuple(range(len(xs))))(*xs)
+    compiled = gc.compile(gc.grad(loss, argnums=tuple(range(len(xs)))), backend=backend)(*xs)
+    for k, (a, b) in enumerate(zip(compiled, eager)):
+        _close(a, b, f"{name} grad {k} on {backend}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SIM, reason="the driver of the simulator run")
+def test_in_cuda_simulator():
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
+    from cuda_subprocess import run_cases, simulator_env
+    r = run_cases("test_tensor_ops_compiled.py", simulator_env(), "-k", "not simulator", timeout=900)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-6000:]
+    assert " passed" in r.stdout and "skipped" not in r.stdout.strip().split("\n")[-1], out[-3000:]
