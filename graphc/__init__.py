@@ -16,13 +16,14 @@ from .ops.functional import (  # noqa: F401
     where, clamp, clip, masked_fill, sum, mean, var, std, amax, amin, argmax, argmin, max, min,
     any, all, logsumexp, norm, detach, clone, reshape, flatten, unsqueeze, squeeze, permute,
     transpose, swapaxes, t, cat, concat, concatenate, stack, split, chunk, unbind, narrow,
-    matmul, mm, bmm, dot, outer, take_along_axis, scatter_add, gather, index_select,
+    matmul, mm, bmm, dot, outer, take_along_axis, gather, index_select,
     floor_divide, remainder, floor, ceil,
     tril, triu, flip, fliplr, flipud, roll, movedim, moveaxis, broadcast_tensors, meshgrid, diag,
     diagonal, diag_embed, repeat_interleave, numel, lerp, isnan, isinf, isfinite, isposinf, isneginf,
     nan_to_num, allclose, isclose, round, trunc, fix, frac, fmod, prod, cumsum, cumprod, addmm,
-    baddbmm, addbmm, addmv, einsum,
+    baddbmm, addbmm, addmv, einsum, scatter, scatter_reduce, index_add, index_copy, index_fill,
 )
+from .ops.functional.scattering import scatter_add  # noqa: F401  (torch's argument order)
 from .ops.functional import linalg  # noqa: F401  (graphc.linalg: vector_norm, matrix_norm, norm)
 from .ops.creation import (  # noqa: F401
     tensor, as_tensor, from_numpy, scalar_tensor, Generator, default_generator, manual_seed, seed,

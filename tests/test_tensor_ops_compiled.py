@@ -61,9 +61,23 @@ CASES = [
      [f32(4, 4), f32(4)], True),
     ("vector_norm", lambda x: gc.linalg.vector_norm(x, 3, -1) + gc.linalg.vector_norm(x, INF, 0)
      + x.norm(1, dim=1), [f32(4, 4)], True),
+    ("scatter_add", lambda x, s: gc.scatter_add(x, 0, gc.tensor(IDX), s) + x.scatter(1, gc.tensor(IDX[:, :2]), 2.0),
+     [f32(3, 4), f32(2, 4)], True),
+    ("scatter_src", lambda x, s: x.scatter(1, gc.tensor(IDX[:, :2]), s), [f32(3, 4), f32(2, 4)], True),
+    ("scatter_reduce", lambda x, s: sum(x.scatter_reduce(0, gc.tensor(IDX), s, r, include_self=inc)
+                                        for r in ("sum", "prod", "mean", "amax", "amin") for inc in (True, False)),
+     [f32(3, 4), f32(2, 4)], True),
+    ("scatter_reduce_int", lambda x, s: sum(x.scatter_reduce(-1, gc.tensor(IDX[:, :3]), s, r)
+                                            for r in ("sum", "prod", "mean", "amax", "amin")),
+     [i64(2, 4), i64(2, 4)], False),
+    ("index_add_copy", lambda x, s: gc.index_add(x, 0, gc.tensor([2, 0]), s, alpha=2)
+     + gc.index_copy(x, 0, gc.tensor([1, 2]), s) + x.index_fill(1, gc.tensor([3]), -1.0), [f32(3, 4), f32(2, 4)], True),
     ("matrix_norm", lambda x: gc.linalg.norm(x, "fro") + gc.linalg.matrix_norm(x, 1) + gc.linalg.norm(x, -INF),
      [f32(4, 5)], True),
 ]
+
+
+IDX = np.array([[1, 0, 2, 2], [2, 0, 0, 1]])
 
 
 def _close(a, b, what):

@@ -22,6 +22,7 @@ below it:
     scans       prod, cumsum, cumprod
     linalg      addmm/baddbmm/addbmm/addmv, linalg.vector_norm/matrix_norm/norm
     einsum      einsum
+    scattering  torch's scatter, scatter_add(input, dim, index, src), scatter_reduce, index_add/copy/fill
     methods     installs them onto Tensor as methods and operators
 
 This module re-exports every one of them, so `graphc.ops.functional.X` names the op wherever
@@ -56,4 +57,5 @@ from .rounding import (allclose, fix, fmod, frac, isclose, isfinite, isinf, isna
 from .scans import cumprod, cumsum, prod  # noqa: F401
 from .linalg import addbmm, addmm, addmv, baddbmm  # noqa: F401
 from .einsum import einsum  # noqa: F401
+from .scattering import index_add, index_copy, index_fill, scatter, scatter_reduce  # noqa: F401
 from .methods import (_bitwise, _bitwise_not, _install_methods, _rev)  # noqa: F401

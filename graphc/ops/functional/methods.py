@@ -16,13 +16,14 @@ from .pointwise import (abs, add, ceil, cos, div, eq, erf, exp, expm1, floor, fl
 from .promotion import _is_bool, broadcast_to, cast
 from .reductions import (all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, norm, std,
                          sum, var)
-from .gather import gather, scatter_add
+from .gather import gather
 from .select import clamp, masked_fill, where
 from .arrange import diag, diag_embed, diagonal, flip, fliplr, flipud, movedim, repeat_interleave, roll, tril, triu
 from .linalg import addbmm, addmm, addmv, baddbmm
 from .rounding import fix, fmod, frac, isclose, isfinite, isinf, isnan, isneginf, isposinf, lerp, nan_to_num, \
     round, trunc
 from .scans import cumprod, cumsum, prod
+from . import scattering as _sc
 from .shapes import expand, expand_as, flatten, mT, permute, repeat, reshape, squeeze, t, transpose, \
     unsqueeze, view
 
@@ -123,9 +124,12 @@ def _tensor_ops():
          "frac": frac, "fmod": fmod, "prod": prod, "cumsum": cumsum, "cumprod": cumprod,
          "addmm": _addmm_method(addmm), "baddbmm": _addmm_method(baddbmm),
          "addbmm": _addmm_method(addbmm), "addmv": _addmm_method(addmv),
+         "scatter": _sc.scatter, "scatter_reduce": _sc.scatter_reduce, "index_add": _sc.index_add,
+         "index_copy": _sc.index_copy, "index_fill": _sc.index_fill, "scatter_add": _sc.scatter_add,
          "allclose": lambda self, o, rtol=1e-05, atol=1e-08, equal_nan=False: bool(
              all(isclose(self, o, rtol, atol, equal_nan)).item())}
-    for name in ("tril", "triu", "round", "trunc", "frac", "fmod", "nan_to_num", "cumsum", "cumprod", "fix"):
+    for name in ("tril", "triu", "round", "trunc", "frac", "fmod", "nan_to_num", "cumsum", "cumprod", "fix",
+                 "scatter", "scatter_reduce", "index_add", "index_copy", "index_fill", "scatter_add"):
         M[name + "_"] = (lambda f: lambda self, *a, **k: self._inplace(lambda s: f(s, *a, **k)))(M[name])
     return M
 
@@ -180,7 +184,6 @@ def _install_methods():
         "t": t, "expand": expand, "expand_as": expand_as, "broadcast_to": broadcast_to,
         "repeat": repeat, "narrow": narrow, "split": split, "chunk": chunk, "unbind": unbind,
         "gather": gather, "index_select": index_select,
-        "scatter_add": lambda self, dim, index, src: scatter_add(self, index, src, dim),
         "view_as": lambda self, o: reshape(self, tuple(o.shape)),
         "reshape_as": lambda self, o: reshape(self, tuple(o.shape)),
         "contiguous": lambda self: self,
