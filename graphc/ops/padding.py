@@ -49,7 +49,7 @@ def pad(input, pad, mode="constant", value=None):
             left, right = max(left, 0), max(right, 0)
         n = x.shape[dim]
         idx = _MAP[mode](np.arange(-left, n + right, dtype=np.int64), n)
-        x = F.index_select(x, dim, tensor(idx))
+        x = F.index_select(x, dim, tensor(idx, device=F._device_of(x, None)))
     return x
 
 
