@@ -195,3 +195,28 @@ def test_compiled_float64_equals_eager(name, make):
     got = _run(fn, arrays, "llvm", dtype=np.float64)
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=f"{name} float64 on llvm: output {i}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", [lambda: nn.InstanceNorm1d(3, affine=True, track_running_stats=True),
+                                  lambda: nn.Sequential(nn.Dropout1d(0.3), nn.RReLU(), nn.AlphaDropout(0.2)),
+                                  lambda: nn.Sequential(nn.GroupNorm(3, 3), nn.FeatureAlphaDropout(0.4))],
+                         ids=["instance_norm_stats", "dropout1d_rrelu_alpha", "groupnorm_feature_alpha"])
+def test_compiled_module_train_eval_switch(make, backend):
+    """gc.compile(module): train() then eval() retraces (the guard on the training flag); each
+    call equals eager, and the running statistics are written back as eagerly."""
+    gc.manual_seed(0)
+    eager = make()
+    gc.manual_seed(0)
+    comp = make()
+    cm = gc.compile(comp, backend=backend)
+    for mode in ("train", "eval", "train"):
+        getattr(eager, mode)(), getattr(comp, mode)()
+        for call in range(2):
+            x = gc.tensor(_x(4, 3, 5, seed=call).astype(np.float32))
+            gc.manual_seed(10 + call)
+            want = npy(eager(x))
+            gc.manual_seed(10 + call)
+            np.testing.assert_allclose(npy(cm(x)), want, rtol=1e-5, atol=1e-6, err_msg=f"{mode} call {call}")
+            for k, v in eager.state_dict().items():
+                np.testing.assert_allclose(npy(comp.state_dict()[k]), npy(v), rtol=1e-6, atol=1e-7, err_msg=k)
