@@ -235,8 +235,8 @@ class Trace:
         leaves = tr.leaves_requiring_grad()
         nonleaf = tr.nonleaf_args_requiring_grad()
         outs = [tr.value_of(t) for t in tensors]
-        for (_, v), reached in zip(nonleaf, has_gradient(tr.graph.nodes, outs, [v for _, v in nonleaf],
-                                                         tr.nograd)):
+        reaches = has_gradient(tr.graph.nodes, outs, [v for _, v in nonleaf], tr.nograd) if nonleaf else ()
+        for (_, v), reached in zip(nonleaf, reaches):
             if reached:
                 raise TraceError(
                     f"backward() inside a compiled function reaches argument '{v.label}', a non-leaf "
