@@ -3,7 +3,6 @@ gradient of a reflected / replicated / wrapped element sums into its source), ne
 (cropping), size-1 dims, unbatched inputs, torch's errors and reprs."""
 import re
 
-import numpy as np
 import pytest
 
 import graphc as gc

@@ -11,7 +11,7 @@ from ..tensor import Tensor
 from . import functional as F
 from .activations import logsigmoid
 from .composites import _reduce, _same_shape
-from .distances import cosine_similarity, pairwise_distance
+from .distances import pairwise_distance
 from .stable import log1p
 
 
