@@ -22,7 +22,10 @@ from .ops.functional import (  # noqa: F401
     diagonal, diag_embed, repeat_interleave, numel, lerp, isnan, isinf, isfinite, isposinf, isneginf,
     nan_to_num, allclose, isclose, round, trunc, fix, frac, fmod, prod, cumsum, cumprod, addmm,
     baddbmm, addbmm, addmv, einsum, scatter, scatter_reduce, index_add, index_copy, index_fill,
+    sort, argsort, topk, msort, nonzero, argwhere, masked_select, unique, unique_consecutive,
+    count_nonzero,
 )
+from .ops.sampling import multinomial, bernoulli  # noqa: F401
 from .ops.functional.scattering import scatter_add  # noqa: F401  (torch's argument order)
 from .ops.functional import linalg  # noqa: F401  (graphc.linalg: vector_norm, matrix_norm, norm)
 from .ops.creation import (  # noqa: F401

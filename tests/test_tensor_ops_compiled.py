@@ -72,6 +72,13 @@ CASES = [
      [i64(2, 4), i64(2, 4)], False),
     ("index_add_copy", lambda x, s: gc.index_add(x, 0, gc.tensor([2, 0]), s, alpha=2)
      + gc.index_copy(x, 0, gc.tensor([1, 2]), s) + x.index_fill(1, gc.tensor([3]), -1.0), [f32(3, 4), f32(2, 4)], True),
+    ("sort", lambda x: gc.sort(_special(x), 1)[0] + gc.sort(x, 0, descending=True).indices, [f32(5, 6)], False),
+    ("sort_grad", lambda x: gc.sort(x, -1, descending=True).values * 2, [f32(3, 7)], True),
+    ("sort_ties_int", lambda x: gc.argsort(x, 0) * 100 + gc.argsort(x, -1, descending=True), [i64(6, 5)], False),
+    ("topk", lambda x: gc.topk(x, 3).values + gc.topk(x, 3, largest=False).indices, [f32(4, 9)], True),
+    ("multinomial", lambda p: gc.multinomial(p.abs() + 0.01, 4) * 10 + gc.multinomial(p.abs(), 4, replacement=True),
+     [f32(3, 5)], False),
+    ("bernoulli", lambda p: gc.bernoulli(gc.sigmoid(p)) + gc.bernoulli(p, 0.3), [f32(4, 6)], False),
     ("matrix_norm", lambda x: gc.linalg.norm(x, "fro") + gc.linalg.matrix_norm(x, 1) + gc.linalg.norm(x, -INF),
      [f32(4, 5)], True),
 ]
@@ -90,7 +97,35 @@ def _close(a, b, what):
 @pytest.mark.parametrize("name,fn,inputs,diff", CASES, ids=[c[0] for c in CASES])
 def test_compiled_equals_eager(backend, name, fn, inputs, diff):
     xs = [gc.tensor(a) for a in inputs]
-    _close(gc.compile(fn, backend=backend)(*xs), fn(*xs), f"{name} on {backend}")
+    gc.manual_seed(5)                      # the random ops draw the same numbers both ways
+    eager = fn(*xs)
+    gc.manual_seed(5)
+    _close(gc.compile(fn, backend=backend)(*xs), eager, f"{name} on {backend}")
+
+
+DATA_DEPENDENT = [
+    ("nonzero", lambda x: gc.nonzero(x > 0)),
+    ("nonzero", lambda x: (x > 0).nonzero(as_tuple=True)[0]),
+    ("argwhere", lambda x: gc.argwhere(x)),
+    ("masked_select", lambda x: gc.masked_select(x, x > 0)),
+    ("unique", lambda x: gc.unique(x)),
+    ("unique_consecutive", lambda x: x.unique_consecutive()),
+]
+
+
+@pytest.mark.parametrize("name,fn", DATA_DEPENDENT, ids=[f"{c[0]}{i}" for i, c in enumerate(DATA_DEPENDENT)])
+def test_data_dependent_shapes_raise_naming_the_line(name, fn):
+    x = gc.tensor(f32(3, 4))
+    assert fn(x).ndim >= 1                 # eager: works
+    with pytest.raises(gc.TraceError, match=rf"{name}.*test_tensor_ops_compiled.py:\d+") as e:
+        gc.compile(fn, backend=BACKENDS[0])(x)
+    assert "depends on the data" in str(e.value)
+
+
+def test_traced_sort_too_large_names_the_line():
+    f = gc.compile(lambda x: gc.sort(x).values, backend=BACKENDS[0])
+    with pytest.raises(gc.TraceError, match=r"sort along a dim of size 5000.*test_tensor_ops_compiled.py:\d+"):
+        f(gc.zeros(4, 5000))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

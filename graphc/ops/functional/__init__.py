@@ -22,6 +22,8 @@ below it:
     scans       prod, cumsum, cumprod
     linalg      addmm/baddbmm/addbmm/addmv, linalg.vector_norm/matrix_norm/norm
     einsum      einsum
+    sorting     sort/argsort/topk/msort (eager: numpy's argsort; traced: ranks), unique, nonzero,
+                argwhere, masked_select (data-dependent shapes: eager only), count_nonzero
     scattering  torch's scatter, scatter_add(input, dim, index, src), scatter_reduce, index_add/copy/fill
     methods     installs them onto Tensor as methods and operators
 
@@ -57,5 +59,7 @@ from .rounding import (allclose, fix, fmod, frac, isclose, isfinite, isinf, isna
 from .scans import cumprod, cumsum, prod  # noqa: F401
 from .linalg import addbmm, addmm, addmv, baddbmm  # noqa: F401
 from .einsum import einsum  # noqa: F401
+from .sorting import (argsort, argwhere, count_nonzero, masked_select, msort, nonzero, sort, topk,  # noqa: F401
+                      unique, unique_consecutive)
 from .scattering import index_add, index_copy, index_fill, scatter, scatter_reduce  # noqa: F401
 from .methods import (_bitwise, _bitwise_not, _install_methods, _rev)  # noqa: F401

@@ -24,6 +24,7 @@ from .rounding import fix, fmod, frac, isclose, isfinite, isinf, isnan, isneginf
     round, trunc
 from .scans import cumprod, cumsum, prod
 from . import scattering as _sc
+from . import sorting as _so
 from .shapes import expand, expand_as, flatten, mT, permute, repeat, reshape, squeeze, t, transpose, \
     unsqueeze, view
 
@@ -126,6 +127,9 @@ def _tensor_ops():
          "addbmm": _addmm_method(addbmm), "addmv": _addmm_method(addmv),
          "scatter": _sc.scatter, "scatter_reduce": _sc.scatter_reduce, "index_add": _sc.index_add,
          "index_copy": _sc.index_copy, "index_fill": _sc.index_fill, "scatter_add": _sc.scatter_add,
+         "sort": _so.sort, "argsort": _so.argsort, "topk": _so.topk, "msort": _so.msort,
+         "nonzero": _so.nonzero, "argwhere": _so.argwhere, "masked_select": _so.masked_select,
+         "unique": _so.unique, "unique_consecutive": _so.unique_consecutive, "count_nonzero": _so.count_nonzero,
          "allclose": lambda self, o, rtol=1e-05, atol=1e-08, equal_nan=False: bool(
              all(isclose(self, o, rtol, atol, equal_nan)).item())}
     for name in ("tril", "triu", "round", "trunc", "frac", "fmod", "nan_to_num", "cumsum", "cumprod", "fix",
