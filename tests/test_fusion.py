@@ -134,7 +134,7 @@ def test_kernel_graph_is_acyclic_and_outputs_and_updates_are_kernel_roots():
             w.grad = None
         return loss
 
-    g = gc.compile(step).graph(x, stage="traced")
+    g = gc.compile(step).graph(x, stage="autodiff")
     fg = fuse(g)
     verify(fg)
     roots = {n.out.name for n in fg.nodes}
@@ -174,7 +174,7 @@ def test_fusion_preserves_results_on_a_training_step():
         return loss
 
     x, y = gc.randn(8, 12), gc.randint(0, 3, (8,))
-    g = gc.compile(step).graph(x, y, stage="traced")
+    g = gc.compile(step).graph(x, y, stage="autodiff")
     fg = fuse(g)
     verify(fg)
     ins = _inputs(g, seed=1)

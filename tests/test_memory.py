@@ -153,7 +153,7 @@ def _mlp_step(batch=16, sizes=(32, 24, 16, 10)):
     x, y = gc.randn(batch, sizes[0]), gc.randint(0, sizes[-1], (batch,))
     f = gc.compile(step)
     f(x, y)                      # second trace has the .grad state too
-    return f.graph(x, y, stage="traced")
+    return f.graph(x, y, stage="autodiff")
 
 
 def test_training_step_plan_is_tight_and_correct():

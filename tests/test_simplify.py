@@ -835,7 +835,7 @@ def test_traced_linear_softmax_training_step():
         return loss
 
     x, y = gc.randn(8, 20), gc.randint(0, 10, (8,))
-    g = gc.compile(step).graph(x, y, stage="traced")
+    g = gc.compile(step).graph(x, y, stage="autodiff")
     inputs = _inputs(g, [x, y], _state_of({"w": w, "b": b}))
     for passes in ([simplify], [cse], [fold_constants], [dce], [cse, fold_constants, simplify, dce]):
         s = _check_same_results(g, inputs, passes, rtol=1e-5)
@@ -864,7 +864,7 @@ def test_traced_mlp_with_momentum_sgd():
     x, y = gc.randn(5, 6), gc.randint(0, 3, (5,))
     f = gc.compile(step)
     f(x, y)                                   # creates the optimizer's momentum buffers
-    g = f.graph(x, y, stage="traced")
+    g = f.graph(x, y, stage="autodiff")
     rng = np.random.default_rng(0)
     inputs = [_sample(v.type, rng) if v.kind == "state" else None for v in g.inputs]
     inputs[0], inputs[1] = x.numpy(), y.numpy()

@@ -8,8 +8,8 @@ DEFAULT_PASSES) replaces each group by its backward: backprop() walks the forwar
 backwards and calls each primitive's VJP rule -- the rules the eager tape uses -- on tracer
 tensors, recording the backward nodes at the placeholders' position. create_graph=True skips
 the placeholder (gradients() calls backprop at once): a gradient that is differentiated again
-while tracing needs its nodes in the graph. DEFER_TO_PASS chooses whether tracing records
-placeholders at all. autodiff(graph, wrt) is the pure pass differentiating a graph's first
+while tracing needs its nodes in the graph. DEFER_TO_PASS (True) chooses whether tracing records
+placeholders at all (the tests compare both ways). autodiff(graph, wrt) is the pure pass differentiating a graph's first
 output.
 """
 from __future__ import annotations
@@ -143,11 +143,9 @@ def record_grads(trace, outputs, seeds, wrt, create_graph=False):
 
 # Does tracing leave the backward to the pipeline's autodiff pass (True: the "traced" stage
 # holds `grad` placeholders) or emit it at once (False: the "traced" stage already holds the
-# backward and the pass finds nothing to do)? The results are bit-identical either way
-# (tests/test_autodiff_pass.py). False until the tests that take stage="traced" of a training
-# step as a differentiated graph (test_fusion, test_memory, test_simplify) ask for
-# stage="autodiff" instead.
-DEFER_TO_PASS = False
+# backward and the pass finds nothing to do)? The results are bit-identical either way;
+# tests/test_autodiff_pass.py sets it both ways to prove that.
+DEFER_TO_PASS = True
 
 
 def gradients(trace, outputs, seeds, wrt, create_graph=False):
