@@ -25,3 +25,4 @@ from ..ops.norms import (  # noqa: F401
 from ..ops.padding import pad  # noqa: F401
 from ..ops.embedding_bag import embedding_bag  # noqa: F401
 from ..ops.functional import sigmoid, tanh, unfold, fold, flatten  # noqa: F401
+from ..ops.attention import scaled_dot_product_attention  # noqa: F401
