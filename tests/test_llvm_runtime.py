@@ -330,6 +330,19 @@ def test_cache_key_depends_on_codegen_source(monkeypatch):
     assert R.cache_key("graph g() {}", {}) != before
 
 
+def test_codegen_sources_cover_every_module_that_decides_the_code():
+    """The kernel lowering, the shared kernel helpers and the op records (decompositions) are
+    part of the code generator: editing any of them alone must miss the cache."""
+    import os
+    from graphc.backends.llvm import jit
+    files = {os.path.relpath(f, os.path.dirname(os.path.dirname(os.path.abspath(gc.__file__))))
+             for f in jit.codegen_source_files()}
+    for f in ("graphc/backends/llvm/scalar.py", "graphc/backends/lower/walk.py",
+              "graphc/backends/lower/expr.py", "graphc/backends/kernels.py",
+              "graphc/ops/registry.py", "graphc/ops/elementwise.py"):
+        assert f in files, f
+
+
 def test_cache_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", "off")
     p = plan(parse_graph(BIG))

@@ -17,17 +17,27 @@ from .target import init, target_machine
 CODEGEN_VERSION = "graphc-llvm-21"    # bump when what a cached object means changes outside the sources below
 
 
+def codegen_source_files():
+    """The files whose text decides the object code: every module of this package, the kernel
+    lowering and helpers it shares with the CUDA backend, and graphc/ops, whose records hold
+    the decompositions codegen expands."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    backends = os.path.dirname(here)
+    ops = os.path.join(os.path.dirname(backends), "ops")
+    return (sorted(glob.glob(os.path.join(here, "*.py")))
+            + sorted(glob.glob(os.path.join(backends, "lower", "*.py")))
+            + [os.path.join(backends, "kernels.py")]
+            + sorted(glob.glob(os.path.join(ops, "**", "*.py"), recursive=True)))
+
+
 def codegen_sources(_memo={}):
-    """sha256 of the code generator's own source (every module of this package and the kernel
-    helpers it shares with the CUDA backend): an edited codegen never loads an object that an
+    """sha256 of codegen_source_files(): an edited codegen never loads an object that an
     older one compiled, even when nobody bumped CODEGEN_VERSION (it happened: objects that a
     reverted experiment had cached under a version string were loaded when the string was
     reused, and computed a wrong sigmoid)."""
     if "sha" not in _memo:
-        here = os.path.dirname(os.path.abspath(__file__))
-        files = sorted(glob.glob(os.path.join(here, "*.py"))) + [os.path.join(os.path.dirname(here), "kernels.py")]
         h = hashlib.sha256()
-        for f in files:
+        for f in codegen_source_files():
             with open(f, "rb") as fh:
                 h.update(fh.read())
         _memo["sha"] = h.hexdigest()
