@@ -366,3 +366,13 @@ def test_real_primitives_roundtrip_and_verify():
     assert "%3: f32[4,2] = add(%0, %1)" in msg
     bad = parse_graph(REAL_TEXT.replace("%10: f32[4] = cast", "%10: f64[4] = cast"))
     assert "%10: f64[4] = cast(%9) {dtype=f32}" in _verify_error(bad)
+
+
+def test_verify_catches_inputs_edited_behind_the_graphs_back():
+    """A node's inputs list mutated in place leaves the kept use-lists stale: the verifier (run
+    after every pass) says so instead of letting a later pass read wrong users."""
+    g = parse_graph("graph f(%x: f32[2], %y: f32[2]) {\n  %0: f32[2] = test_add(%x, %x)\n}")
+    verify(g)
+    g.nodes[0].inputs[1] = g.inputs[1]
+    with pytest.raises(IRVerifyError, match="use-lists"):
+        verify(g)

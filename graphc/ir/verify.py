@@ -2,7 +2,7 @@
 primitive's rule says, so a pass that breaks the graph is caught where it ran, not in a backend."""
 from __future__ import annotations
 
-from .graph import Graph, TensorType
+from .graph import Graph, TensorType, UseListError
 from .text import format_node
 
 
@@ -103,6 +103,10 @@ def verify(g: Graph) -> Graph:
         if lbl in state and not _same_type(state[lbl].type, v.type):
             raise IRVerifyError(f"{what}: state {lbl!r} has type {state[lbl].type}, "
                                 f"the update has type {v.type}")
+    try:
+        g.check_uses()         # the pass manager verifies after every pass: a pass that edited
+    except UseListError as e:  # node inputs behind the Graph's back is caught where it did so
+        raise IRVerifyError(str(e)) from None
     return g
 
 
