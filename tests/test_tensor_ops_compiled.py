@@ -23,6 +23,12 @@ def i64(*shape):
     return RNG.integers(-4, 5, size=shape).astype(np.int64)
 
 
+def ix(x, a):
+    """An index tensor on x's device (eager cuda tensors; a tracer's constants stay in the graph)."""
+    t = gc.tensor(np.asarray(a))
+    return t.to(x.device) if x._value is None and x.device.type == "cuda" else t
+
+
 def _special(x):
     # inf and nan made inside the graph (the simulator's math raises where a GPU gives nan)
     return gc.where(x > 0.8, INF, gc.where(x < -0.8, NAN, gc.where(x.abs() < 0.1, -INF, x)))
@@ -61,17 +67,17 @@ CASES = [
      [f32(4, 4), f32(4)], True),
     ("vector_norm", lambda x: gc.linalg.vector_norm(x, 3, -1) + gc.linalg.vector_norm(x, INF, 0)
      + x.norm(1, dim=1), [f32(4, 4)], True),
-    ("scatter_add", lambda x, s: gc.scatter_add(x, 0, gc.tensor(IDX), s) + x.scatter(1, gc.tensor(IDX[:, :2]), 2.0),
+    ("scatter_add", lambda x, s: gc.scatter_add(x, 0, ix(x, IDX), s) + x.scatter(1, ix(x, IDX[:, :2]), 2.0),
      [f32(3, 4), f32(2, 4)], True),
-    ("scatter_src", lambda x, s: x.scatter(1, gc.tensor(IDX[:, :2]), s), [f32(3, 4), f32(2, 4)], True),
-    ("scatter_reduce", lambda x, s: sum(x.scatter_reduce(0, gc.tensor(IDX), s, r, include_self=inc)
+    ("scatter_src", lambda x, s: x.scatter(1, ix(x, IDX[:, :2]), s), [f32(3, 4), f32(2, 4)], True),
+    ("scatter_reduce", lambda x, s: sum(x.scatter_reduce(0, ix(x, IDX), s, r, include_self=inc)
                                         for r in ("sum", "prod", "mean", "amax", "amin") for inc in (True, False)),
      [f32(3, 4), f32(2, 4)], True),
-    ("scatter_reduce_int", lambda x, s: sum(x.scatter_reduce(-1, gc.tensor(IDX[:, :3]), s, r)
+    ("scatter_reduce_int", lambda x, s: sum(x.scatter_reduce(-1, ix(x, IDX[:, :3]), s, r)
                                             for r in ("sum", "prod", "mean", "amax", "amin")),
      [i64(2, 4), i64(2, 4)], False),
-    ("index_add_copy", lambda x, s: gc.index_add(x, 0, gc.tensor([2, 0]), s, alpha=2)
-     + gc.index_copy(x, 0, gc.tensor([1, 2]), s) + x.index_fill(1, gc.tensor([3]), -1.0), [f32(3, 4), f32(2, 4)], True),
+    ("index_add_copy", lambda x, s: gc.index_add(x, 0, ix(x, [2, 0]), s, alpha=2)
+     + gc.index_copy(x, 0, ix(x, [1, 2]), s) + x.index_fill(1, ix(x, [3]), -1.0), [f32(3, 4), f32(2, 4)], True),
     ("sort", lambda x: gc.sort(_special(x), 1)[0] + gc.sort(x, 0, descending=True).indices, [f32(5, 6)], False),
     ("sort_grad", lambda x: gc.sort(x, -1, descending=True).values * 2, [f32(3, 7)], True),
     ("sort_ties_int", lambda x: gc.argsort(x, 0) * 100 + gc.argsort(x, -1, descending=True), [i64(6, 5)], False),
@@ -101,6 +107,18 @@ def test_compiled_equals_eager(backend, name, fn, inputs, diff):
     eager = fn(*xs)
     gc.manual_seed(5)
     _close(gc.compile(fn, backend=backend)(*xs), eager, f"{name} on {backend}")
+
+
+@pytest.mark.skipif(not SIM, reason="eager cuda tensors need the simulator (or a GPU)")
+@pytest.mark.parametrize("name,fn,inputs,diff", CASES, ids=[c[0] for c in CASES])
+def test_eager_on_cuda_device_equals_cpu(name, fn, inputs, diff):
+    xs = [gc.tensor(a) for a in inputs]
+    gc.manual_seed(5)
+    cpu = fn(*xs)
+    gc.manual_seed(5)
+    dev = fn(*[x.to("cuda") for x in xs])
+    assert dev.device.type == "cuda", name
+    _close(dev.cpu(), cpu, f"{name} eager on cuda")
 
 
 DATA_DEPENDENT = [

@@ -13,11 +13,17 @@ from .select import where
 from .shapes import flatten, permute, reshape, unsqueeze
 
 
+def iota_on(x, shape, axis):
+    """iota on x's device (eager cuda tensors get a device copy; a tracer's stays a graph node)."""
+    t = iota(shape, axis)
+    return t if x._value is not None or x.device.type == "cpu" else t.to(x.device)
+
+
 def _tri_mask(x, diagonal, keep, name):
     if x.ndim < 2:
         raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
     n, m = x.shape[-2], x.shape[-1]
-    offset = sub(iota((n, m), 1), iota((n, m), 0))      # col - row
+    offset = sub(iota_on(x, (n, m), 1), iota_on(x, (n, m), 0))      # col - row
     return keep(offset, int(diagonal))
 
 
@@ -45,7 +51,7 @@ def flip(x, dims):
         n = x.shape[d]
         if n <= 1:
             continue
-        idx = sub(n - 1, iota(tuple(x.shape), d))
+        idx = sub(n - 1, iota_on(x, tuple(x.shape), d))
         x = take_along_axis(x, idx, d)
     return x
 
@@ -146,6 +152,9 @@ def diagonal(x, offset=0, dim1=0, dim2=1):
     return slice_prim(y, [0] * len(lead) + [start], list(lead) + [stop], [1] * len(lead) + [m + 1])
 
 
+_diagonal = diagonal      # diag's argument named `diagonal` (torch's) shadows the function
+
+
 def diag_embed(x, offset=0, dim1=-2, dim2=-1):
     """x's last dim placed on the offset diagonal of two new dims (dim1, dim2) of the output."""
     n = x.shape[-1] if x.ndim else 1
@@ -154,7 +163,7 @@ def diag_embed(x, offset=0, dim1=-2, dim2=-1):
     # element (i, j) of the square takes x[..., i] (offset >= 0) or x[..., j] (offset < 0)
     xp = pad_prim(x, [0] * x.ndim, [0] * (x.ndim - 1) + [abs(offset)], [0] * x.ndim, 0)
     xb = broadcast_to(unsqueeze(xp, -1 if offset >= 0 else -2), lead + (big, big))
-    mask = eq(sub(iota((big, big), 1), iota((big, big), 0)), offset)
+    mask = eq(sub(iota_on(x, (big, big), 1), iota_on(x, (big, big), 0)), offset)
     out = where(mask, xb, zeros_like(xb))
     nd = out.ndim
     return movedim(out, (nd - 2, nd - 1), (_dim(dim1, nd), _dim(dim2, nd)))
@@ -165,7 +174,7 @@ def diag(x, diagonal=0):
     if x.ndim == 1:
         return diag_embed(x, diagonal, 0, 1)
     if x.ndim == 2:
-        return globals()["diagonal"](x, diagonal, 0, 1)
+        return _diagonal(x, diagonal, 0, 1)
     raise RuntimeError("diag(): Supports 1D or 2D tensors. Got {}D".format(x.ndim))
 
 

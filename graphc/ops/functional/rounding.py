@@ -3,6 +3,8 @@ and comparisons: round (half to even, decimals=), trunc, frac, fmod (the dividen
 isnan/isinf/isfinite, nan_to_num, isclose/allclose, lerp."""
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from ... import dtypes as _dt
@@ -54,8 +56,8 @@ def frac(x):
 def fmod(a, b):
     """C's fmod: the remainder with the dividend's sign, sign(a) * remainder(|a|, |b|) -- exact,
     as both operands of the remainder are non-negative (torch.remainder takes the divisor's)."""
-    a, b = _prep(a, b)
-    return mul(sign(a), remainder(abs(a), abs(b)))
+    mag = remainder(abs(a), abs(b) if isinstance(b, Tensor) else builtins.abs(b))   # a Python b stays one
+    return mul(sign(a), mag)
 
 
 def isnan(x):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ... import dtypes as _dt
 from ...tensor import Tensor, _dim
-from .filled import full_like, iota, zeros_like
+from .filled import full_like, zeros_like
 from .gather import scatter_add as _scatter_add_prim
 from .joining import pad_prim, slice_prim
 from .pointwise import add, eq, floor_divide, maximum, minimum, mul, ne
@@ -19,7 +19,7 @@ from .reductions import amax, amin, any
 from .scans import prod
 from .select import where
 from .shapes import reshape, unsqueeze
-from .arrange import movedim
+from .arrange import iota_on, movedim
 
 _REDUCE = ("sum", "prod", "mean", "amax", "amin")
 
@@ -70,7 +70,7 @@ def _dense(part, index, src, d, fill, reduce):
     """reduce over the index positions k with index[k] == n, per target n; `fill` where none."""
     n = part.shape[d]
     pm, im, sm = movedim(part, d, -1), movedim(index, d, -1), movedim(src, d, -1)
-    mask = eq(unsqueeze(im, -2), iota((n, 1), 0))                      # [..., N, K]
+    mask = eq(unsqueeze(im, -2), iota_on(part, (n, 1), 0))                      # [..., N, K]
     vals = where(mask, broadcast_to(unsqueeze(sm, -2), tuple(mask.shape)), fill)
     out = reduce(vals)
     return movedim(out, -1, d), movedim(any(mask, -1), -1, d), pm
