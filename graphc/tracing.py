@@ -40,6 +40,8 @@ class Trace:
         self.created_state = False    # did the function create eager state (suspended())?
         self.guards = []              # [(description, check() -> bool)] added by library code
         self._guard_keys = {}         # key -> index in self.guards
+        self.entry_grads = {}         # id(owner) -> (owner, its .grad when the call began)
+        self._mirror = {}             # id(owner) -> what the trace last saw in or put into owner._grad
 
     # ---- guards --------------------------------------------------------------------------------
     def add_guard(self, description, check, key=None):
@@ -111,6 +113,57 @@ class Trace:
         with ag.no_grad():
             return apply("stop_gradient", t)
 
+    # ---- the eager .grad slots while tracing ----------------------------------------------------
+    # Library code may set p._grad directly (nn.Module.zero_grad), bypassing read_grad and
+    # write_grad. So that the guards describe the state on ENTRY and such writes are not lost,
+    # each owner's _grad slot mirrors its traced .grad while the trace runs (a tracer, or None);
+    # a slot found holding anything else was written eagerly, and the write is taken into the
+    # trace (_sync). finish() restores every slot to its entry value: the compiled call's
+    # write-back, not the trace, updates the real .grad.
+    def snapshot_grads(self, tensors):
+        """Record the entry .grad of tensors an eager write could reach before the trace does."""
+        for t in tensors:
+            if isinstance(t, Tensor) and t._value is None and id(t) not in self._mirror:
+                self.entry_grads[id(t)] = (t, t._grad)
+                self._mirror[id(t)] = t._grad
+                self.keep[id(t)] = t
+
+    def _sync(self, owner):
+        key = id(owner)
+        if key not in self._mirror:
+            self.snapshot_grads([owner])
+            return
+        now = owner._grad
+        if now is self._mirror[key]:
+            return
+        self._mirror[key] = now
+        if now is None:
+            self.grads[key] = None
+        elif isinstance(now, Tensor) and tuple(now.shape) == tuple(owner.shape):
+            self.grads[key] = self.value_of(now)
+        else:
+            raise TraceError(f".grad of a captured tensor was set to {type(now).__name__} "
+                             f"{list(getattr(now, 'shape', []))} while tracing, at {user_location()}")
+
+    def _show_grad(self, owner):
+        """Put the traced .grad of owner into its eager slot (see above)."""
+        key = id(owner)
+        v = self.grads.get(key)
+        shown = None if v is None else self._grad_tracer(key, v)
+        owner._grad = self._mirror[key] = shown
+
+    def finish(self):
+        """After the function ran: take in eager writes not yet seen, restore the entry .grads."""
+        try:
+            for key, (owner, _) in list(self.entry_grads.items()):
+                self._sync(owner)
+        finally:
+            self.restore_grads()
+
+    def restore_grads(self):
+        for owner, was in self.entry_grads.values():
+            owner._grad = was
+
     # ---- in-place updates and grads -------------------------------------------------------------
     def inplace(self, t, fn, args):
         if t._value is not None:
@@ -125,10 +178,13 @@ class Trace:
             new = fn(t, *args)
             _check_inplace_result(t, new)
             key = self.grad_tracers.get(id(t))
-            if key is not None and self.grads.get(key) is t._value:
-                self.grads[key] = new._value
+            key = key if key is not None and self.grads.get(key) is t._value else None
             t._value = new._value
             t.requires_grad = new.requires_grad
+            if key is not None:
+                self.grads[key] = new._value
+                if key in self._mirror:
+                    self._show_grad(self.keep[key])
             return t
         if ag.is_grad_enabled() and t.requires_grad and t.is_leaf:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
@@ -159,6 +215,7 @@ class Trace:
         if owner is None:
             return None
         key = id(owner)
+        self._sync(owner)
         if key in self.grads:
             v = self.grads[key]
             return None if v is None else self._grad_tracer(key, v)
@@ -190,6 +247,7 @@ class Trace:
         if owner is None:
             raise TraceError("assigning .grad of an intermediate (non-leaf) tensor while tracing is not supported")
         self.keep[id(owner)] = owner
+        self._sync(owner)
         # a write before any read: the trace does not depend on what .grad held, so no guard
         if value is None:
             self.grads[id(owner)] = None
@@ -197,6 +255,7 @@ class Trace:
             if tuple(value.shape) != tuple(owner.shape):
                 raise RuntimeError(f"assigned grad has data of a different size: {list(value.shape)} vs {list(owner.shape)}")
             self.grads[id(owner)] = self.value_of(value)
+        self._show_grad(owner)
 
     def leaves_requiring_grad(self):
         """Tensors whose .grad a traced backward() fills, with their *current* Value: captured
@@ -250,6 +309,7 @@ class Trace:
                     continue
                 old = tr.read_grad(leaf)
                 tr.grads[id(leaf)] = (g if old is None else F.add(old, g))._value
+                tr._show_grad(leaf)
 
     def grad(self, outputs, inputs, grad_outputs, allow_unused, create_graph=False):
         """autograd.grad while tracing: gradients as new traced values (placeholders for the

@@ -16,11 +16,12 @@ def _scan_names(fn):
     (description, check) pairs that must hold for a trace capturing the tensor to stay valid:
     the global or closure variable still names the same object, the module attribute still
     holds the same tensor, the module is still in the same train/eval mode."""
-    names = {}
+    names = _Names()
 
     def add(t, label, guards):
         if isinstance(t, Tensor) and id(t) not in names:
             names[id(t)] = (label, guards)
+            names.tensors.append(t)
 
     def walk(obj, label, guards):
         if isinstance(obj, type):      # a class (nn.Linear in a module's globals), not an instance
@@ -76,6 +77,14 @@ def _scan_names(fn):
             walk(v, name, [(f"global '{name}' now refers to a different object",
                             lambda g=g, name=name, v=v: g.get(name) is v)])
     return names
+
+
+class _Names(dict):
+    """id(tensor) -> (label, guards), and the tensors themselves (which keep the ids valid)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tensors = []
 
 
 _STATIC_TYPES = (bool, int, float, complex, str, bytes, type(None))

@@ -42,6 +42,9 @@ class _TraceCall:
             return None
 
         trace = _tr.Trace(graph, namer)
+        # the .grad of every captured tensor as it is on entry (see Trace.snapshot_grads)
+        namer_cache.append(_scan_names(self.fn))
+        trace.snapshot_grads(namer_cache[0].tensors)
         labels = _arg_labels(self.fn, args, kwargs, None)
         arg_leaves = []
         traced_leaves = list(leaves)
@@ -59,7 +62,12 @@ class _TraceCall:
         arg_tracers = [traced_leaves[i] for i in arg_leaves]
         try:
             with _tr.tracing(trace):
-                result = self.fn(*targs, **tkwargs)
+                try:
+                    result = self.fn(*targs, **tkwargs)
+                except BaseException:
+                    trace.restore_grads()
+                    raise
+                trace.finish()
                 out_leaves_raw, out_treedef = pytree.flatten(result)
                 out_leaves = []
                 for x in out_leaves_raw:
