@@ -75,3 +75,77 @@ def test_guard_describes_grad_on_entry_not_after_the_trace():
     for _ in range(3):
         step(x, y)
     assert len(step.traces) == 2
+
+
+def test_recompile_limit_warns_once_then_runs_new_variants_eagerly():
+    @gc.compile(backend="interp", recompile_limit=3)
+    def f(x):
+        return x * 2 + 1
+
+    xs = [gc.ones(n) for n in range(1, 7)]
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        outs = [f(x) for x in xs]
+    limit_warnings = [w for w in got if issubclass(w.category, gc.compiler.RecompileWarning)]
+    assert len(limit_warnings) == 1
+    msg = str(limit_warnings[0].message)
+    assert "recompile limit (3 traces)" in msg and "argument 'x'" in msg and "shape" in msg
+    assert len(f.traces) == 3
+    for x, o in zip(xs, outs):                    # eager variants compute the same values
+        np.testing.assert_allclose(o.numpy(), x.numpy() * 2 + 1)
+    calls = [e.calls for es in f._cache.values() for e in es]
+    f(xs[0])                                      # a cached variant still runs its graph
+    assert sum(e.calls for es in f._cache.values() for e in es) == sum(calls) + 1
+    text = f.explain()
+    assert "3 trace(s)" in text and "recompile limit (3) reached: 3 call(s)" in text
+    assert "argument 'x' changed from tensor float32[2] to tensor float32[3]" in text
+    with pytest.raises(RuntimeError, match="past the recompile limit"):
+        f.ir(gc.ones(9))
+
+
+def test_recompile_limit_default_from_environment_and_module(monkeypatch):
+    from graphc.compiler import limit
+    monkeypatch.setenv("GRAPHC_RECOMPILE_LIMIT", "2")
+    f = gc.compile(lambda x: x + 1, backend="interp")
+    with pytest.warns(gc.compiler.RecompileWarning):
+        for n in range(1, 4):
+            f(gc.ones(n))
+    assert len(f.traces) == 2
+    monkeypatch.delenv("GRAPHC_RECOMPILE_LIMIT")
+    monkeypatch.setattr(limit, "DEFAULT_RECOMPILE_LIMIT", 1)
+    g = gc.compile(lambda x: x + 1, backend="interp")
+    with pytest.warns(gc.compiler.RecompileWarning, match="limit \\(1 traces\\)"):
+        g(gc.ones(1))
+        g(gc.ones(2))
+    assert len(g.traces) == 1
+    h = gc.compile(lambda x: x + 1, backend="interp", recompile_limit=0)   # 0: no limit
+    for n in range(1, 4):
+        h(gc.ones(n))
+    assert len(h.traces) == 3
+
+
+def test_recompile_limit_names_a_guard_that_keeps_failing():
+    @gc.compile(backend="interp", recompile_limit=2)
+    def f(x):
+        return x * SCALE
+
+    globals()["SCALE"] = 1.0
+    x = gc.ones(2)
+    with pytest.warns(gc.compiler.RecompileWarning, match="global 'SCALE' keeps changing"):
+        for v in (1.0, 2.0, 3.0):
+            globals()["SCALE"] = v
+            np.testing.assert_allclose(f(x).numpy(), [v, v])
+    assert "global 'SCALE' changed from 2.0 to 3.0" in f.explain()
+
+
+def test_captured_state_guard_says_old_and_new():
+    w = gc.ones(3)
+
+    @gc.compile(backend="interp")
+    def f(x):
+        return x * w
+
+    f(gc.ones(3))
+    w.requires_grad_(True)
+    f(gc.ones(3))
+    assert "captured 'w' changed from float32[3] to float32[3] requiring grad" in f.traces[1][1]

@@ -4,6 +4,7 @@ signature or a guard on captured state changes.
 
 The package, in import order (each module imports only those above it):
     threads         one trace at a time: the trace lock, the tracing thread, fork()
+    limit           the recompile limit: past it, new variants run eagerly (RecompileWarning)
     signature       arguments as leaves, the cache key, which argument changed
     guards          captured state by name, and what must hold to reuse a trace
     results         result arrays that alias an input are copied
@@ -21,6 +22,7 @@ from .backward import CompiledFunctionBackward  # noqa: F401
 from .entry import Entry  # noqa: F401
 from .function import CompiledFunction
 from .graph_function import GraphFunction  # noqa: F401
+from .limit import RecompileWarning  # noqa: F401
 from .threads import _Tracing  # noqa: F401
 
 
@@ -68,13 +70,15 @@ class CompiledModule:
         return f"CompiledModule({self._orig_mod!r})"
 
 
-def compile(fn=None, *, backend=None, dump=None, explain=False, passes=None, **backend_options):
+def compile(fn=None, *, backend=None, dump=None, explain=False, passes=None, recompile_limit=None,
+            **backend_options):
     """Compile a function or an nn.Module (as a decorator, with or without arguments). backend:
     "llvm" (native code, the default on CPU), "interp" (numpy, one call per fused kernel) or
-    "cuda"; None means graphc.backends.default() (GRAPHC_BACKEND overrides)."""
+    "cuda"; None means graphc.backends.default() (GRAPHC_BACKEND overrides). recompile_limit:
+    traces after which new variants run eagerly, with a RecompileWarning (see limit.py)."""
     if fn is None:
         return lambda f: compile(f, backend=backend, dump=dump, explain=explain, passes=passes,
-                                 **backend_options)
+                                 recompile_limit=recompile_limit, **backend_options)
     backend = backend or _backends.default()
     _backends.get(backend)  # fail early on an unknown backend
     _pass_manager.check_required(passes)   # and on autodiff switched off
@@ -82,7 +86,7 @@ def compile(fn=None, *, backend=None, dump=None, explain=False, passes=None, **b
         raise ValueError(f"gc.compile: backend {backend!r} runs the kernels over the memory plan; "
                          "switching the memory pass off (passes={'memory': False}) needs backend='interp'")
     opts = dict(backend=backend, dump=dump, explain=explain, passes=passes,
-                backend_options=backend_options)
+                backend_options=backend_options, recompile_limit=recompile_limit)
     if hasattr(fn, "named_parameters") and hasattr(fn, "forward"):
         return CompiledModule(fn, **opts)
     return CompiledFunction(fn, **opts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 from .. import autograd as _ag
 from .. import backends as _backends
@@ -13,6 +14,7 @@ from .. import pytree
 from ..ir import print_graph
 from ..passes import manager as _pass_manager
 from . import threads as _threads
+from .limit import EagerCall, RecompileWarning, limit_message, resolve_limit
 from .signature import _arg_labels, _arrays_as_tensors, _describe_leaf, _fast_key, _leaf_spec, _what_changed
 from .threads import _Tracing, _inline_here
 from .tracecall import _TraceCall
@@ -22,7 +24,7 @@ class CompiledFunction(_TraceCall):
     """What gc.compile returns for a function: call it like the function."""
 
     def __init__(self, fn, backend=None, dump=None, explain=False, passes=None,
-                 backend_options=None):
+                 backend_options=None, recompile_limit=None):
         backend = backend or _backends.default()
         self.fn = fn
         self.backend = backend
@@ -35,6 +37,9 @@ class CompiledFunction(_TraceCall):
         self._fast = {}          # _fast_key(args) -> the same entry list as _cache[key]
         self._log = []
         self._last_key = None
+        self.recompile_limit = recompile_limit   # None: GRAPHC_RECOMPILE_LIMIT or limit.DEFAULT_...
+        self._eager_calls = 0                    # calls past the limit, run eagerly
+        self._limit_reason = None                # the first variant refused by the limit
         functools.update_wrapper(self, fn, updated=()) if callable(fn) and hasattr(fn, "__name__") else None
 
     # ---- calling -----------------------------------------------------------------------------
@@ -54,7 +59,7 @@ class CompiledFunction(_TraceCall):
                 if e.failed_guard(leaves) is None:
                     return leaves, e
         leaves, entry, key = self._slow_entry(args, kwargs)
-        if fast is not None:
+        if fast is not None and key in self._cache:
             self._fast[fast] = self._cache[key]
         return leaves, entry
 
@@ -71,11 +76,25 @@ class CompiledFunction(_TraceCall):
                 if entry is None:
                     if reason is None:
                         reason = self._why_new_key(key, args, kwargs)
+                    if self._over_limit(reason):
+                        targs, tkwargs = pytree.unflatten(treedef, leaves)
+                        return leaves, EagerCall(self.fn, targs, tkwargs), key
                     entry = self._trace(args, kwargs, leaves, key, reason)
                     with _threads._ENTRIES_LOCK:
                         self._cache.setdefault(key, []).insert(0, entry)
                     self._last_key = key
         return leaves, entry, key
+
+    def _over_limit(self, reason):
+        """Past the recompile limit: warn the first time, and say to run this call eagerly."""
+        limit = resolve_limit(self.recompile_limit)
+        if limit <= 0 or len(self._log) < limit:
+            return False
+        self._eager_calls += 1
+        if self._limit_reason is None:
+            self._limit_reason = reason
+            warnings.warn(limit_message(self.name, limit, self._log, reason), RecompileWarning, stacklevel=5)
+        return True
 
     def _lookup(self, key, leaves):
         """(the cached entry for key whose guards hold, None), or (None, why none holds: the
@@ -135,7 +154,12 @@ class CompiledFunction(_TraceCall):
     # ---- inspection --------------------------------------------------------------------------
     def entry(self, *args, **kwargs):
         """The compiled entry for these arguments (tracing them if needed, without running)."""
-        return self._entry(args, kwargs)[1]
+        e = self._entry(args, kwargs)[1]
+        if isinstance(e, EagerCall):
+            raise RuntimeError(f"{self.name}: these arguments are a new variant past the recompile limit "
+                               f"({resolve_limit(self.recompile_limit)} traces): they run eagerly and have "
+                               "no graph to inspect; see .explain()")
+        return e
 
     def ir(self, *args, stage="final", locs=False, **kwargs):
         """The IR for this signature as text, after the pass named `stage` ("traced" first,
@@ -214,6 +238,10 @@ class CompiledFunction(_TraceCall):
         lines = [f"{self.name}: {len(self._log)} trace(s)"]
         for i, (gname, reason) in enumerate(self._log):
             lines.append(f"  [{i}] {gname}: {reason}")
+        if self._limit_reason is not None:
+            lines.append(f"  recompile limit ({resolve_limit(self.recompile_limit)}) reached: "
+                         f"{self._eager_calls} call(s) of new variants ran eagerly; the first "
+                         f"because {self._limit_reason}")
         return "\n".join(lines)
 
     @property

@@ -219,7 +219,8 @@ def _trace_guards(trace, names, arg_leaves):
     for t, v in trace.state:
         shape, dtype, req = tuple(t.shape), t.dtype, t.requires_grad
         lbl = v.label
-        guards.append((f"captured '{lbl}' changed shape, dtype or requires_grad",
+        guards.append((lambda t=t, lbl=lbl, was=_describe_state(t): f"captured '{lbl}' changed from "
+                       f"{was} to {_describe_state(t)}",
                        lambda t=t, s=shape, d=dtype, r=req: tuple(t.shape) == s and t.dtype is d
                        and t.requires_grad == r))
     arg_index = {id(trace.arg_of[k]): (i, trace.arg_values[k].label)
@@ -242,6 +243,10 @@ def _trace_guards(trace, names, arg_leaves):
                 seen.add(id(check))
                 guards.append((desc, check))
     return guards
+
+
+def _describe_state(t):
+    return f"{t.dtype.name}{list(t.shape)}" + (" requiring grad" if t.requires_grad else "")
 
 
 def _wants_leaves(check):
