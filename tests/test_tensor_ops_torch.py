@@ -182,6 +182,19 @@ def test_fmod_vs_remainder():
     grads_match(gc.fmod, torch.fmod, [x, y])
 
 
+def test_inplace_methods():
+    x = arr((3, 4)) * 3
+    for name, args in [("tril_", (1,)), ("triu_", (-1,)), ("round_", ()), ("trunc_", ()), ("frac_", ()),
+                       ("floor_", ()), ("ceil_", ()), ("fmod_", (1.5,)), ("cumsum_", (1,)), ("cumprod_", (0,)),
+                       ("nan_to_num_", ()), ("masked_fill_", ("mask", -7.0))]:
+        g, t = both(x)
+        ga = [gc.tensor(x > 0) if a == "mask" else a for a in args]
+        ta = [torch.tensor(x > 0) if a == "mask" else a for a in args]
+        assert getattr(g, name)(*ga) is g
+        getattr(t, name)(*ta)
+        same(g, t)
+
+
 def test_special_values():
     for dt in (np.float64, np.float32):
         g, t = both(SPECIAL.astype(dt))

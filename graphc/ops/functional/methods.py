@@ -134,8 +134,14 @@ def _tensor_ops():
              all(isclose(self, o, rtol, atol, equal_nan)).item())}
     for name in ("tril", "triu", "round", "trunc", "frac", "fmod", "nan_to_num", "cumsum", "cumprod", "fix",
                  "scatter", "scatter_reduce", "index_add", "index_copy", "index_fill", "scatter_add"):
-        M[name + "_"] = (lambda f: lambda self, *a, **k: self._inplace(lambda s: f(s, *a, **k)))(M[name])
+        M[name + "_"] = _inplace_of(M[name])
+    M.update(masked_fill_=_inplace_of(masked_fill), floor_=_inplace_of(floor), ceil_=_inplace_of(ceil))
     return M
+
+
+def _inplace_of(f):
+    """x.f_(*args): f's result written into x (Tensor._inplace)."""
+    return lambda self, *a, **k: self._inplace(lambda s: f(s, *a, **k))
 
 
 def _iadd(self, o):
