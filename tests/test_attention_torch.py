@@ -358,3 +358,35 @@ def test_transformer_init_and_mask():
         nn.TransformerEncoderLayer(D, NH, activation="tanh")
     layer = nn.TransformerEncoderLayer(D, NH, FF, activation=nn.GELU())
     assert "activation" in dict(layer.named_children())
+
+
+def test_encoder_layer_equals_torchs_inference_fast_path():
+    """Under no_grad in eval mode torch runs its fused encoder kernel; graphc's plain path gives
+    the same values (without a padding mask, where the fast path's nested tensor would zero the
+    padded rows)."""
+    t, g = pair("TransformerEncoderLayer", D, NH, FF, batch_first=True)
+    x = np.random.default_rng(0).standard_normal((2, 5, D)).astype(np.float32)
+    with torch.no_grad():
+        ot = t(torch.tensor(x))
+    with gc.no_grad():
+        og = g(gc.tensor(x))
+    close(og, ot, "fast path", atol=1e-5)
+
+
+def test_dropout_only_in_training():
+    m = nn.TransformerEncoderLayer(D, NH, FF, dropout=0.5)
+    x = gc.randn(5, 2, D)
+    outs = []
+    for seed in (3, 3, 4):
+        gc.manual_seed(seed)
+        outs.append(npy(m(x)))
+    np.testing.assert_array_equal(outs[0], outs[1])         # graphc's generator: the same seed, the same masks
+    assert not np.allclose(outs[0], outs[2])
+    m.eval()
+    np.testing.assert_array_equal(npy(m(x)), npy(m(x)))
+    attn = nn.MultiheadAttention(D, NH, dropout=0.5)
+    w_train = npy(attn(x, x, x)[1])
+    attn.eval()
+    w_eval = npy(attn(x, x, x)[1])
+    np.testing.assert_allclose(w_eval.sum(-1), 1, rtol=1e-5)
+    assert not np.allclose(w_train, w_eval)
