@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+import graphc.nn.functional as F
 from graphc.testing import gradcheck
 
 torch = pytest.importorskip("torch")
@@ -154,3 +155,16 @@ def test_bernoulli():
     assert 150 < y.sum().item() < 350
     with pytest.raises(RuntimeError, match="floating"):
         gc.bernoulli(gc.ones(2, dtype=gc.int64))
+
+
+def test_nanogpt_top_k_sampling():
+    """nanoGPT's generate step: topk filtering, softmax, multinomial -- samples only from the top k."""
+    gc.manual_seed(0)
+    logits = gc.randn(4, 65)
+    v, _ = gc.topk(logits, min(10, logits.size(-1)))
+    logits[logits < v[:, [-1]]] = -float("Inf")
+    probs = F.softmax(logits, dim=-1)
+    idx_next = gc.multinomial(probs, num_samples=1)
+    assert idx_next.shape == (4, 1) and idx_next.dtype is gc.int64
+    assert (probs.gather(1, idx_next) > 0).all().item()
+    assert ((probs > 0).sum(-1) == 10).all().item()
