@@ -149,3 +149,141 @@ def test_captured_state_guard_says_old_and_new():
     w.requires_grad_(True)
     f(gc.ones(3))
     assert "captured 'w' changed from float32[3] to float32[3] requiring grad" in f.traces[1][1]
+
+
+# ---- None met by a guard or an argument spec (issue 16 item 3) ----------------------------------
+class _Lambda(nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+def test_cnn_with_lambda_and_adaptive_pool_trains_past_a_short_last_batch():
+    """The reported crash: a Sequential CNN with Lambda layers, whose epoch ends on a smaller
+    batch (a new signature traced while every .grad and optimizer state entry exists)."""
+    def make():
+        gc.manual_seed(0)
+        m = nn.Sequential(_Lambda(lambda x: x.reshape(-1, 1, 8, 8)), nn.Conv2d(1, 4, 3, padding=1),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), _Lambda(lambda x: x.reshape(x.shape[0], -1)),
+                          nn.Linear(4, 2))
+        return m, gc.optim.Adam(m.parameters(), lr=1e-2)
+
+    rng = np.random.default_rng(1)
+    batches = [(rng.standard_normal((3 if i % 7 == 6 else 5, 64)).astype(np.float32),
+                rng.integers(0, 2, 3 if i % 7 == 6 else 5)) for i in range(24)]
+    losses = []
+    for compiled in (False, True):
+        m, opt = make()
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        run = gc.compile(step, backend="interp") if compiled else step
+        losses.append([float(run(gc.tensor(x), gc.tensor(y)).item()) for x, y in batches])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    assert len(run.traces) <= 4, run.explain()
+
+
+def test_argument_that_is_none_or_a_tensor():
+    @gc.compile(backend="interp")
+    def f(x, b):
+        return x if b is None else x + b
+
+    x = gc.ones(2)
+    got = [f(x, None).numpy().tolist(), f(x, gc.ones(2)).numpy().tolist(), f(x, None).numpy().tolist()]
+    assert got == [[1, 1], [2, 2], [1, 1]]
+    assert len(f.traces) == 2
+    assert "argument 'b' changed from None to tensor float32[2]" in f.traces[1][1]
+
+
+class _Shifted(nn.Module):
+    def __init__(self, bias=True):
+        super().__init__()
+        self.lin = nn.Linear(2, 2, bias=bias)
+        self.shift = None
+
+    def forward(self, x):
+        y = self.lin(x)
+        return y if self.shift is None else y + self.shift
+
+
+def test_module_attribute_none_to_tensor_and_back():
+    m = _Shifted()
+    cm = gc.compile(m, backend="interp")
+    x = gc.ones(1, 2)
+    r0 = cm(x).detach().numpy()
+    for shift in (10.0, None, 20.0, None, 20.0):
+        m.shift = None if shift is None else gc.ones(2) * shift
+        got = cm(x).detach().numpy()
+        np.testing.assert_allclose(got, r0 + (shift or 0.0), rtol=1e-6)
+    # None, 10 and each new tensor of 20 trace (a captured tensor is guarded by identity);
+    # None again reuses the first graph
+    assert len(cm._compiled.traces) == 4
+    assert "attribute '_Shifted.shift' changed from None to tensor" in cm._compiled.traces[1][1]
+
+
+def test_parameter_slot_none_to_parameter_and_back():
+    m = _Shifted(bias=False)
+    cm = gc.compile(m, backend="interp")
+    x = gc.ones(1, 2)
+    r0 = cm(x).detach().numpy()
+    m.lin.bias = nn.Parameter(gc.ones(2) * 5)
+    np.testing.assert_allclose(cm(x).detach().numpy(), r0 + 5, rtol=1e-6)
+    assert "parameter 'lin.bias' was None when traced, now a tensor" in cm._compiled.traces[1][1]
+    m.lin.bias = None
+    np.testing.assert_allclose(cm(x).detach().numpy(), r0, rtol=1e-6)
+    assert len(cm._compiled.traces) == 2
+
+
+def test_buffers_that_are_none():
+    m = nn.BatchNorm1d(3, track_running_stats=False)
+    cm = gc.compile(m, backend="interp")
+    x = gc.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy(), atol=1e-5)
+    m.eval()
+    np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy(), atol=1e-5)
+
+
+def test_argument_grad_none_then_tensor_then_none():
+    w = gc.ones(3, requires_grad=True)
+
+    @gc.compile(backend="interp")
+    def f(w):
+        (w * 2).sum().backward()
+        return w.grad * 1
+
+    assert f(w).numpy().tolist() == [2, 2, 2]
+    assert f(w).numpy().tolist() == [4, 4, 4]
+    w.grad = None
+    assert f(w).numpy().tolist() == [2, 2, 2]
+    assert len(f.traces) == 2
+
+
+def test_optimizer_state_created_on_first_step_and_grads_toggled_outside():
+    x, y = _data()
+    results = []
+    for compiled in (False, True):
+        m = _mlp()
+        opt = gc.optim.Adam(m.parameters(), lr=0.1)
+
+        def step(x, y):
+            loss = ((m(x) - y) ** 2).mean()
+            loss.backward()
+            return loss
+        run = gc.compile(step, backend="interp") if compiled else step
+        out = []
+        for k in range(5):
+            out.append(float(run(x, y).item()))
+            opt.step()
+            if k % 2:
+                opt.zero_grad()
+        results.append(out)
+        if compiled:
+            assert len(run.traces) == 2, run.explain()
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)

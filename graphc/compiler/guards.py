@@ -40,6 +40,7 @@ def _scan_names(fn):
                     attr_guard = (f"{kind} '{lbl}' was replaced by another tensor",
                                   lambda o=obj, n=n, p=p: _get_path(o, n) is p)
                     add(p, lbl, guards + [attr_guard, mode_guard])
+            _module_slots(obj, label, guards, add, names)
         elif hasattr(obj, "param_groups") and hasattr(obj, "state"):
             if id(obj) not in names:            # the optimizer itself, for its guards' messages
                 names[id(obj)] = (label or type(obj).__name__, guards)
@@ -79,12 +80,34 @@ def _scan_names(fn):
     return names
 
 
+def _module_slots(obj, label, guards, add, names):
+    """What named_parameters/named_buffers do not show: a parameter or buffer slot holding None
+    (Linear(bias=False), BatchNorm without running stats), which must still be None for the
+    trace to hold, and a plain tensor attribute (self.mask = t), which must still be that
+    tensor -- or a later `m.bias = Parameter(...)`, `self.mask = None` would reuse a stale trace."""
+    for mname, m in obj.named_modules():
+        prefix = f"{label}.{mname}" if label and mname else (label or mname)
+        d = getattr(m, "__dict__", {})
+        for kind in ("_parameters", "_buffers"):
+            for n, v in list(d.get(kind, {}).items()):
+                if v is None:
+                    lbl = f"{prefix}.{n}" if prefix else n
+                    names.none_guards.append((f"{kind[1:-1]} '{lbl}' was None when traced, now a tensor",
+                                              lambda m=m, k=kind, n=n: m.__dict__[k].get(n) is None))
+        for n, v in list(d.items()):
+            if isinstance(v, Tensor):
+                lbl = f"{prefix}.{n}" if prefix else n
+                add(v, lbl, guards + [(f"attribute '{lbl}' now refers to a different object",
+                                       lambda m=m, n=n, v=v: m.__dict__.get(n) is v)])
+
+
 class _Names(dict):
     """id(tensor) -> (label, guards), and the tensors themselves (which keep the ids valid)."""
 
     def __init__(self):
         super().__init__()
         self.tensors = []
+        self.none_guards = []   # slots that held None when traced (see _module_slots)
 
 
 _STATIC_TYPES = (bool, int, float, complex, str, bytes, type(None))

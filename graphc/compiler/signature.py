@@ -78,7 +78,7 @@ def _describe_leaf(spec):
         return f"tensor {spec[2]}{list(spec[1])}" + (
             "" if not spec[3] else " requiring grad" if spec[4] else " requiring grad (non-leaf)")
     if spec[0] == "S":
-        return f"{spec[1]} {spec[2]!r}"
+        return "None" if spec[2] is None else f"{spec[1]} {spec[2]!r}"
     return f"{spec[1]} object at {spec[2]:#x}"
 
 

@@ -130,7 +130,8 @@ class _TraceCall:
                     if s[0] == slot[0] and s[1] is slot[1]:
                         written.append(len(arg_leaves) + j)
 
-        guards = _trace_guards(trace, names, arg_leaves) + list(trace.guards)
+        guards = (_trace_guards(trace, names, arg_leaves) + list(namer_cache[0].none_guards)
+                  + list(trace.guards))
         python_values = _PythonValues(self.fn)   # read after the trace: what it left behind
         if python_values.refs:
             guards.append((python_values.describe, python_values))
