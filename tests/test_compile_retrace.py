@@ -287,3 +287,54 @@ def test_optimizer_state_created_on_first_step_and_grads_toggled_outside():
         if compiled:
             assert len(run.traces) == 2, run.explain()
     np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+
+
+# ---- recurrent state (issue 16 item 2) ------------------------------------------------------------
+def test_detached_recurrent_state_does_not_retrace_on_requires_grad():
+    results = []
+    for compiled in (False, True):
+        gc.manual_seed(0)
+        cell, head = nn.RNNCell(3, 4), nn.Linear(4, 1)
+        opt = gc.optim.SGD(list(cell.parameters()) + list(head.parameters()), lr=0.1)
+
+        def step(x, h):
+            h = cell(x, h.detach())
+            loss = head(h).pow(2).mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss, h
+        run = gc.compile(step, backend="interp") if compiled else step
+        out = []
+        for epoch in range(2):
+            h = gc.zeros(2, 4)                       # no grad at the start of each epoch
+            for i in range(3):
+                loss, h = run(gc.ones(2, 3) * (i + 1), h)   # then a non-leaf requiring grad
+                out.append(float(loss.item()))
+        results.append(out)
+        if compiled:
+            # the optimizer's first step is traced alone; then one graph serves h with and without grad
+            assert len(run.traces) == 2, run.explain()
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+
+
+def test_requires_grad_still_matters_when_the_state_is_not_detached():
+    w = gc.ones(2, requires_grad=True)
+
+    @gc.compile(backend="interp")
+    def f(x):
+        return (x * 3).sum()
+
+    f(gc.ones(2))
+    out = f(w)                       # flows into the output: a different graph, with a backward
+    out.backward()
+    assert w.grad.numpy().tolist() == [3, 3]
+    assert len(f.traces) == 2
+
+    @gc.compile(backend="interp")
+    def g(x):
+        return x.detach() * 3
+
+    g(gc.ones(2))
+    assert not g(w).requires_grad and not g(w * 1).requires_grad
+    assert len(g.traces) == 1

@@ -33,6 +33,7 @@ class Entry:
         self._n_out = None
         self.new_grads = frozenset()        # update indices whose .grad becomes a new tensor
         self._plan = _MISSING_PLAN          # the backward plan, when it is the same every call
+        self.relaxed = frozenset()          # leaf indices whose requires_grad the graph ignores
 
     @property
     def passes(self):
@@ -60,7 +61,8 @@ class Entry:
         # whether each input requires grad is part of the signature (arguments) or guarded
         # (captured tensors), except for .grad tensors read as inputs: then the backward plan
         # is computed per call
-        self._plan_fixed = all(kind == "data" for kind, _ in self.state_slots)
+        # nor for an entry serving arguments whose requires_grad varies (relaxed, see tracecall)
+        self._plan_fixed = all(kind == "data" for kind, _ in self.state_slots) and not self.relaxed
         self._single = self.out_treedef[0] == "leaf" and self.out_leaves == [("out", 0)]
 
     def run(self, leaves):

@@ -15,7 +15,7 @@ from ..ir import print_graph
 from ..passes import manager as _pass_manager
 from . import threads as _threads
 from .limit import EagerCall, RecompileWarning, limit_message, resolve_limit
-from .signature import _arg_labels, _arrays_as_tensors, _describe_leaf, _fast_key, _leaf_spec, _what_changed
+from .signature import _arg_labels, _grad_agnostic, _arrays_as_tensors, _describe_leaf, _fast_key, _leaf_spec, _what_changed
 from .threads import _Tracing, _inline_here
 from .tracecall import _TraceCall
 
@@ -35,6 +35,7 @@ class CompiledFunction(_TraceCall):
         self.name = getattr(fn, "__name__", None) or type(fn).__name__
         self._cache = {}
         self._fast = {}          # _fast_key(args) -> the same entry list as _cache[key]
+        self._relaxed = {}       # _grad_agnostic(key) -> entries with relaxed arguments
         self._log = []
         self._last_key = None
         self.recompile_limit = recompile_limit   # None: GRAPHC_RECOMPILE_LIMIT or limit.DEFAULT_...
@@ -68,6 +69,8 @@ class CompiledFunction(_TraceCall):
         leaves = _arrays_as_tensors(leaves, self.name, self.fn, args, kwargs)
         key = (pytree.treedef_key(treedef), tuple(_leaf_spec(x) for x in leaves), _ag.is_grad_enabled())
         entry, reason = self._lookup(key, leaves)
+        if entry is None and self._relaxed:
+            entry = self._lookup_relaxed(key, leaves)
         if entry is None:
             # one trace per signature: threads that miss together trace one at a time, and each
             # looks again once it holds the lock (see threads._TRACE_LOCK)
@@ -82,6 +85,8 @@ class CompiledFunction(_TraceCall):
                     entry = self._trace(args, kwargs, leaves, key, reason)
                     with _threads._ENTRIES_LOCK:
                         self._cache.setdefault(key, []).insert(0, entry)
+                        if entry.relaxed:
+                            self._relaxed.setdefault(_grad_agnostic(key), []).append(entry)
                     self._last_key = key
         return leaves, entry, key
 
@@ -95,6 +100,17 @@ class CompiledFunction(_TraceCall):
             self._limit_reason = reason
             warnings.warn(limit_message(self.name, limit, self._log, reason), RecompileWarning, stacklevel=5)
         return True
+
+    def _lookup_relaxed(self, key, leaves):
+        """An entry traced for a signature that differs from key only in the requires_grad of
+        arguments the graph only detaches (Entry.relaxed); cached under key too when found."""
+        for e in list(self._relaxed.get(_grad_agnostic(key), ())):
+            if all(a == b or i in e.relaxed for i, (a, b) in enumerate(zip(e.key[1], key[1]))) \
+                    and e.failed_guard(leaves) is None:
+                with _threads._ENTRIES_LOCK:
+                    self._cache.setdefault(key, []).append(e)
+                return e
+        return None
 
     def _lookup(self, key, leaves):
         """(the cached entry for key whose guards hold, None), or (None, why none holds: the

@@ -50,6 +50,11 @@ def _leaf_spec(x):
     return ("O", type(x).__name__, id(x))
 
 
+def _grad_agnostic(key):
+    """The signature key without the tensors' requires_grad / is_leaf flags (see _lookup_relaxed)."""
+    return (key[0], tuple(s[:3] if s[0] == "T" else s for s in key[1]), key[2])
+
+
 def _fast_key(args):
     """For a call whose arguments are all eager tensors: a key equivalent to the full signature
     key ((args, {}) flattens to exactly these leaves); None otherwise."""

@@ -27,7 +27,7 @@ class _TraceCall:
     verbose_explain and cache of entries (_cache), and appends to its trace log (_log)."""
 
     def _trace(self, args, kwargs, leaves, key, reason):
-        n = sum(len(v) for v in self._cache.values())
+        n = len(self._log)
         graph = Graph(self.name if n == 0 else f"{self.name}_{n}")
         names = {}
         namer_cache = []
@@ -153,6 +153,7 @@ class _TraceCall:
         entry = Entry(key, fn, arg_leaves, state_slots, update_slots, grad_clears,
                       out_treedef, out_leaves, guards, reason, written)
         entry.created_state = trace.created_state
+        entry.relaxed = _grad_free_args(graph, trace, arg_leaves, arg_tracers, update_slots)
         entry.new_grads = frozenset(new_grads)
         # arguments that are neither tensors nor Python scalars are keyed by identity: hold them,
         # so that their id cannot be reused by another object while this entry is cached
@@ -160,6 +161,30 @@ class _TraceCall:
         if trace.created_state:
             entry_box.append(entry)
         return entry
+
+
+def _grad_free_args(graph, trace, arg_leaves, arg_tracers, update_slots):
+    """Leaf indices of the tensor arguments whose requires_grad / is_leaf the graph does not
+    depend on: every use of the argument is a detach (stop_gradient), it is not returned or
+    updated, and its .grad is not touched -- a recurrent state the function detaches. Such an
+    entry serves calls that differ from its signature only in those flags (see
+    CompiledFunction._lookup_relaxed). A Python branch on x.requires_grad is not seen."""
+    updated = {i for kind, i in update_slots if kind == "arg"}
+    used_by = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            used_by.setdefault(v.name, set()).add(node.op)
+    ends = {v.name for v in graph.outputs} | {v.name for _, v in graph.updates}
+    out = []
+    for i, tr in zip(arg_leaves, arg_tracers):
+        v = trace.arg_values[id(tr)]
+        arg = trace.arg_of[id(tr)]
+        if (i in updated or v.name in ends or id(arg) in trace.grad_reads or id(arg) in trace.grads
+                or tr._value is not v):
+            continue
+        if used_by.get(v.name, set()) <= {"stop_gradient"}:
+            out.append(i)
+    return frozenset(out)
 
 
 _LIBRARY_DIRS = tuple({os.path.dirname(os.__file__) + os.sep,
