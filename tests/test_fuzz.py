@@ -69,6 +69,13 @@ KNOWN = [
     # relu (and maximum) of nan
     P([("x0", (7,), "x")], [("v0", "F.relu(x0)"), ("v1", "gc.maximum(x0, x0 * 0.5)")], ["v0", "v1"],
       "v0.sum() + v1.sum()", specials=3, kinks=[("zero", "x0")]),
+    # layer_norm whose weight holds inf and -inf: the input's gradient sums infinities of both
+    # signs; torch keeps -inf in some lanes, graphc gives NaN (found by the long fuzz run)
+    P([("x1", (8, 8), "x"), ("x2", (8, 8, 8), "x"), ("i0", (0, 8), "i", 8), ("c0", (8,), "c"), ("x3", (0, 8), "x"),
+       ("w0", (8, 8, 8), "w"), ("w1", (8, 8, 8), "w"), ("w2", (0, 8), "w")],
+      [("v0", "gc.maximum(x2, x1)"), ("v1", "x1.gather(-2, i0)"), ("v2", "F.layer_norm(x2, (8, 8), x1, x1)"),
+       ("v3", "gc.where(c0 > 0, 0.0, v1)"), ("v4", "v3.mT"), ("v5", "F.relu(v3)"), ("v6", "-v5"), ("v7", "x3 * v6")],
+      ["v0", "v2", "v4", "v7"], "(v0 * w0).sum() + (v2 * w1).sum() + v4.sum() + (v7 * w2).sum()", specials=3),
 ]
 
 
