@@ -338,3 +338,26 @@ def test_requires_grad_still_matters_when_the_state_is_not_detached():
     g(gc.ones(2))
     assert not g(w).requires_grad and not g(w * 1).requires_grad
     assert len(g.traces) == 1
+
+
+def test_module_reached_only_through_a_list_zeroed_inside_the_step():
+    """The parameters are captured through the optimizer only (the module sits in a list the
+    scan does not walk): their entry .grad is still recorded, so the eager write of
+    Module.zero_grad is seen and the values match eager."""
+    x, y = _data()
+    results = []
+    for compiled in (False, True):
+        models = [_mlp()]
+        opt = gc.optim.SGD(models[0].parameters(), lr=0.1)
+
+        def step(x, y):
+            models[0].zero_grad()
+            loss = ((models[0](x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        run = gc.compile(step, backend="interp") if compiled else step
+        results.append([float(run(x, y).item()) for _ in range(5)])
+        if compiled:
+            assert len(run.traces) <= 2, run.explain()
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)

@@ -45,6 +45,7 @@ def _scan_names(fn):
             if id(obj) not in names:            # the optimizer itself, for its guards' messages
                 names[id(obj)] = (label or type(obj).__name__, guards)
             params = [p for g in obj.param_groups for p in g["params"]]
+            names.tensors.extend(params)    # for their entry .grad, labelled elsewhere or not at all
             for i, p in enumerate(params):
                 for k, v in obj.state.get(p, {}).items():
                     add(v, f"{label}.{_param_name(names, p, i)}.{k}", guards)
