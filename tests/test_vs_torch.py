@@ -135,6 +135,20 @@ def test_unary_int_input_promotes_to_float():
         same(gfn(gc.tensor(a)), tfn(torch.tensor(a)))
 
 
+@pytest.mark.parametrize("dt", ["f32", "f64"])
+def test_log1p_expm1_accurate_near_zero(dt):
+    """log(1 + x) and exp(x) - 1 lose every digit of a tiny result (float32 log1p(1e-10) would
+    be 0): graphc.log1p/expm1 match torch's to a few ulps there, and on ints promote as torch."""
+    g_dt, t_dt = DT[dt]
+    a = np.array([1e-30, -1e-20, 1e-10, -3e-8, 1e-5, -0.999, -1.0, 0.0, 0.5, 3.0, 80.0, np.inf])
+    for gfn, tfn in [(gc.log1p, torch.log1p), (gc.expm1, torch.expm1)]:
+        g = gfn(gc.tensor(a, dtype=g_dt)).numpy()
+        t = tfn(torch.tensor(a, dtype=t_dt)).numpy()
+        np.testing.assert_allclose(g, t, rtol=4 * np.finfo(g.dtype).eps, atol=0)
+    for gfn, tfn in [(gc.log1p, torch.log1p), (gc.expm1, torch.expm1)]:
+        same(gfn(gc.tensor(np.arange(0, 5))), tfn(torch.tensor(np.arange(0, 5))))
+
+
 def test_extreme_values():
     a = np.array([-1000.0, -50.0, -1.0, 0.0, 1.0, 50.0, 1000.0])
     for gfn, tfn in [(gc.sigmoid, torch.sigmoid), (gc.tanh, torch.tanh), (GF.softplus, TF.softplus),

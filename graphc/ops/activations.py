@@ -9,7 +9,7 @@ from ..tensor import Tensor
 from . import functional as F
 from .composites import _inplace, leaky_relu, relu, softmax, softplus
 from .creation import rand
-from .stable import expm1, log1p
+from .functional import expm1, log1p
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946

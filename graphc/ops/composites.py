@@ -7,7 +7,7 @@ import math
 from .. import dtypes as _dt
 from ..tensor import Tensor, _dim
 from . import functional as F
-from .stable import log1p
+from .functional import log1p
 
 
 def _inplace(fn, x, inplace, *args):

@@ -12,7 +12,7 @@ from . import functional as F
 from .activations import logsigmoid
 from .composites import _reduce, _same_shape
 from .distances import pairwise_distance
-from .stable import log1p
+from .functional import log1p
 
 
 def legacy_reduction(size_average, reduce, reduction):

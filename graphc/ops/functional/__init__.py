@@ -33,14 +33,15 @@ it lives.
 from .promotion import (_as, broadcast_shapes, broadcast_to, cast, _is_bool, _prep, _py_abs,  # noqa: F401
                         _py_all, _py_any, _py_max, _py_min, _py_sum, _pyval, _shape_arg,
                         _to_tensor)
-from .pointwise import (abs, add, ceil, _cmp, cos, div, divide, eq, erf, exp, expm1, floor,  # noqa: F401
-                        floor_divide, ge, gt, le, log, log1p, logical_and, logical_not, logical_or,
+from .pointwise import (abs, add, ceil, _cmp, cos, div, divide, eq, erf, exp, floor,  # noqa: F401
+                        floor_divide, ge, gt, le, log, logical_and, logical_not, logical_or,
                         logical_xor, lt, maximum, minimum, atan2, mul, ne, neg, pow, reciprocal,
                         remainder, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh, _to_bool,
                         true_divide, _unary_float)
 from .filled import (arange, clone, detach, _device_of, empty, empty_like, eye, full, full_like,  # noqa: F401
                      iota, linspace, _on, ones, ones_like, _requires, zeros, zeros_like)
 from .select import (clamp, clip, _grad_wanted, masked_fill, where)  # noqa: F401
+from .accurate import expm1, log1p  # noqa: F401
 from .shapes import (expand, expand_as, flatten, _infer_shape, mT, permute, repeat, reshape,  # noqa: F401
                      squeeze, sum_to_shape, swapaxes, t, transpose, unsqueeze, view)
 from .joining import (cat, chunk, concat, concatenate, narrow, pad, pad_prim, slice_prim, split,  # noqa: F401

@@ -9,8 +9,9 @@ from .filled import _device_of, clone, full, full_like, ones, zeros, zeros_like
 from .indexing import getitem, index_select, setitem
 from .joining import chunk, narrow, split, unbind
 from .matmul import bmm, dot, matmul, mm
-from .pointwise import (abs, add, ceil, cos, div, eq, erf, exp, expm1, floor, floor_divide, ge, gt,
-                        le, log, log1p, logical_and, logical_not, logical_or, logical_xor, lt, maximum, atan2,
+from .accurate import expm1, log1p
+from .pointwise import (abs, add, ceil, cos, div, eq, erf, exp, floor, floor_divide, ge, gt,
+                        le, log, logical_and, logical_not, logical_or, logical_xor, lt, maximum, atan2,
                         minimum, mul, ne, neg, pow, reciprocal, remainder, rsqrt, sigmoid, sign, sin,
                         sqrt, square, sub, tanh)
 from .promotion import _is_bool, broadcast_to, cast

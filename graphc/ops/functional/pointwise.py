@@ -32,14 +32,6 @@ def sign(x):
     return x if x.dtype is _dt.bool_ else apply("sign", x)
 
 
-def log1p(x):
-    return log(1 + x)
-
-
-def expm1(x):
-    return exp(x) - 1
-
-
 def square(x):
     if x.dtype is _dt.bool_:     # torch: square of bool is int64 (pow(x, 2))
         x = cast(x, _dt.int64)
