@@ -7,6 +7,8 @@ lifted into the graph as `state` inputs; in-place updates of them and of their .
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import autograd as ag
 from . import mode as _mode
 from .ir.graph import Graph
@@ -42,6 +44,7 @@ class Trace:
         self._guard_keys = {}         # key -> index in self.guards
         self.entry_grads = {}         # id(owner) -> (owner, its .grad when the call began)
         self._mirror = {}             # id(owner) -> what the trace last saw in or put into owner._grad
+        self._frozen = []             # entry .grad arrays made read-only while tracing
 
     # ---- guards --------------------------------------------------------------------------------
     def add_guard(self, description, check, key=None):
@@ -127,6 +130,12 @@ class Trace:
                 self.entry_grads[id(t)] = (t, t._grad)
                 self._mirror[id(t)] = t._grad
                 self.keep[id(t)] = t
+                a = getattr(t._grad, "_data", None)
+                # read-only while tracing: an eager write into it (p._grad._data[...] = 0) would
+                # change this call's values but not the graph's, so it fails at the user's line
+                if type(a) is np.ndarray and a.flags.writeable:
+                    a.flags.writeable = False
+                    self._frozen.append(a)
 
     def _sync(self, owner):
         key = id(owner)
@@ -163,6 +172,9 @@ class Trace:
     def restore_grads(self):
         for owner, was in self.entry_grads.values():
             owner._grad = was
+        for a in self._frozen:
+            a.flags.writeable = True
+        self._frozen = []
 
     # ---- in-place updates and grads -------------------------------------------------------------
     def inplace(self, t, fn, args):

@@ -361,3 +361,25 @@ def test_module_reached_only_through_a_list_zeroed_inside_the_step():
         if compiled:
             assert len(run.traces) <= 2, run.explain()
     np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+
+
+def test_eager_write_into_a_grad_while_tracing_is_refused_not_silently_wrong():
+    """nn.Module.zero_grad(set_to_none=False) writes p._grad's storage directly, which a trace
+    cannot record (later calls would not zero): the entry .grads are read-only while tracing."""
+    m = _mlp()
+    opt = gc.optim.SGD(m.parameters(), lr=0.1)
+
+    @gc.compile(backend="interp")
+    def step(x, y):
+        m.zero_grad(set_to_none=False)
+        loss = ((m(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    x, y = _data()
+    step(x, y)                                   # grads None: nothing to zero
+    with pytest.raises(ValueError, match="read-only") as info:
+        step(x, y)
+    assert any("opt.zero_grad(set_to_none=False)" in n for n in info.value.__notes__)
+    assert all(p.grad._data.flags.writeable for p in m.parameters())   # restored after the trace

@@ -82,6 +82,10 @@ class _TraceCall:
             loc = _user_tb_location(e)
             if loc:
                 e.add_note(f"(graphc: raised while tracing '{self.name}', at {loc})")
+            if isinstance(e, (ValueError, TypeError)) and ("read-only" in str(e) or "item assignment" in str(e)):
+                e.add_note("(graphc: if this wrote a .grad's storage directly (p._grad._data[...] = 0, as "
+                           "nn.Module.zero_grad(set_to_none=False) does), the trace cannot record it: use "
+                           "opt.zero_grad(set_to_none=False), p.grad.zero_() or zero_grad(set_to_none=True))")
             raise
 
         # state write-backs: captured data, arguments updated in place, .grad slots. The .grad
