@@ -208,6 +208,17 @@ def test_autograd_on_device():
     assert x.grad.device == gc.device("cpu") and np.allclose(x.grad.numpy(), 2)
 
 
+def test_pow_with_a_python_exponent_backward_on_device():
+    """x ** 3 takes a host scalar exponent; its gradient (y * x ** (y - 1)) and a p-norm's
+    stay on the device instead of raising the mixed-device error."""
+    cpu, dev = _pair((3, 4), dtype=gc.float64)
+    for t in (cpu[0], dev[0]):
+        t.requires_grad_(True)
+        ((t ** 3).sum() + t.norm(p=3) + (t.abs() ** 0.5).sum()).backward()
+    assert on_device(dev[0].grad)
+    same(dev[0].grad, cpu[0].grad, 1e-12, 1e-12)
+
+
 def test_dropout_on_device():
     x = gc.ones(2, 4, device="cuda")
     gc.manual_seed(0)

@@ -123,6 +123,8 @@ def _div_vjp(c, g):
 
 def _pow_vjp(c, g):
     x, y = c.inputs
+    if y.device != x.device:      # x ** 3 on cuda: the exponent is a host scalar broadcast;
+        y = y.to(x.device)        # y - 1 and y == 0 below would be full host arrays
     gx = None
     if c.needs[0]:
         # torch: the base's gradient is 0 where y == 0 (not 0 * x**-1, which is nan at x == 0)
