@@ -37,7 +37,7 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  #
 from . import autograd  # noqa: F401
 from .device import device  # noqa: F401
 from .tracing import TraceError  # noqa: F401
-from .compiler import compile  # noqa: F401
+from .compiler import RecompileWarning, compile  # noqa: F401
 from .transforms import grad, value_and_grad  # noqa: F401
 from .serialization import save, load  # noqa: F401
 from . import testing  # noqa: F401

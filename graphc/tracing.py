@@ -366,6 +366,32 @@ def write_grad(t, value):
     return _current.trace.write_grad(t, value)
 
 
+def reset_grads(params, set_to_none=True):
+    """Module.zero_grad and Optimizer.zero_grad: every param's .grad to None, or to zeros. It
+    goes through the .grad property, never the slot, so inside a compiled step a traced
+    gradient gets a new (zero) value instead of an in-place write into an array the trace has
+    already read."""
+    for p in params:
+        if set_to_none:
+            p.grad = None              # no read first: a traced step then does not depend on it
+            continue
+        grad = p.grad
+        if grad is None:
+            continue
+        if grad.is_tracer:             # while tracing: a new value for the .grad slot
+            with ag.no_grad():
+                p.grad = F.zeros_like(grad)
+            continue
+        if grad.grad_fn is not None or grad.requires_grad:
+            grad.detach_()
+        try:
+            with ag.no_grad():
+                grad.zero_()
+        except RuntimeError:            # e.g. a read-only (broadcast) gradient array
+            with suspended(), ag.no_grad():
+                p.grad = F.zeros_like(p)
+
+
 def inplace(t, fn, args):
     return _current.trace.inplace(t, fn, args)
 

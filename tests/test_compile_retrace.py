@@ -25,6 +25,10 @@ def _step_fn(m, opt, where):
     def step(x, y):
         if where == "module_start":
             m.zero_grad(set_to_none=True)
+        elif where == "module_start_zeros":
+            m.zero_grad(set_to_none=False)
+        elif where == "opt_start_zeros":
+            opt.zero_grad(set_to_none=False)
         elif where == "opt_start":
             opt.zero_grad()
         loss = ((m(x) - y) ** 2).mean()
@@ -38,7 +42,8 @@ def _step_fn(m, opt, where):
     return step
 
 
-@pytest.mark.parametrize("where", ["module_start", "opt_start", "module_end", "opt_end"])
+@pytest.mark.parametrize("where", ["module_start", "opt_start", "module_end", "opt_end",
+                                   "module_start_zeros", "opt_start_zeros"])
 def test_zero_grad_inside_the_step_traces_at_most_twice(where):
     x, y = _data()
     results = []
@@ -63,9 +68,11 @@ def test_zero_grad_inside_the_step_traces_at_most_twice(where):
 
 
 def test_guard_describes_grad_on_entry_not_after_the_trace():
+    """Gradients accumulating across calls: None on the first entry, a tensor on the second.
+    (A step that zeroes with set_to_none=True first never reads the entry .grad: no guard.)"""
     m = _mlp()
     opt = gc.optim.SGD(m.parameters(), lr=0.1)
-    step = gc.compile(_step_fn(m, opt, "module_start"), backend="interp")
+    step = gc.compile(_step_fn(m, opt, "accumulate"), backend="interp")
     x, y = _data()
     step(x, y)
     step(x, y)
@@ -107,7 +114,7 @@ def test_recompile_limit_default_from_environment_and_module(monkeypatch):
     from graphc.compiler import limit
     monkeypatch.setenv("GRAPHC_RECOMPILE_LIMIT", "2")
     f = gc.compile(lambda x: x + 1, backend="interp")
-    with pytest.warns(gc.compiler.RecompileWarning):
+    with pytest.warns(gc.RecompileWarning):
         for n in range(1, 4):
             f(gc.ones(n))
     assert len(f.traces) == 2
@@ -364,14 +371,19 @@ def test_module_reached_only_through_a_list_zeroed_inside_the_step():
 
 
 def test_eager_write_into_a_grad_while_tracing_is_refused_not_silently_wrong():
-    """nn.Module.zero_grad(set_to_none=False) writes p._grad's storage directly, which a trace
-    cannot record (later calls would not zero): the entry .grads are read-only while tracing."""
+    """Code that bypasses the .grad property and writes an entry gradient's storage (as
+    graphc's own Module.zero_grad once did) cannot be recorded -- later calls would not repeat
+    the write: the entry .grads are read-only while tracing, and the error says what to write
+    instead. Through the property the gradient is a traced value (p.grad.numpy() is a
+    TraceError naming the line, tested in test_tracing_errors)."""
     m = _mlp()
     opt = gc.optim.SGD(m.parameters(), lr=0.1)
 
     @gc.compile(backend="interp")
     def step(x, y):
-        m.zero_grad(set_to_none=False)
+        for p in m.parameters():
+            if p._grad is not None:
+                p._grad._data[...] = 0
         loss = ((m(x) - y) ** 2).mean()
         loss.backward()
         opt.step()

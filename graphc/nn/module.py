@@ -5,6 +5,7 @@ from collections import OrderedDict
 
 from collections import namedtuple
 
+from .. import tracing as _tracing
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -209,12 +210,8 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if p._grad is not None:
-                if set_to_none:
-                    p._grad = None
-                else:
-                    p._grad._data[...] = 0
+        """As Optimizer.zero_grad (tracing.reset_grads): also inside a compiled step."""
+        _tracing.reset_grads(self.parameters(), set_to_none)
 
     def to(self, *args, **kwargs):
         """Module.to(device) / .to(dtype): parameters and buffers (and their .grad) change in

@@ -113,28 +113,8 @@ class Optimizer:
 
     # ---- gradients ---------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True):
-        """Reset the gradients: to None (the default), or to zeros in place."""
-        for g in self.param_groups:
-            for p in g["params"]:
-                if set_to_none:
-                    p.grad = None          # no read first: a traced step then does not depend on it
-                    continue
-                grad = p.grad
-                if grad is None:
-                    continue
-                if grad.is_tracer:         # while tracing: a new value for the .grad slot
-                    from ..ops import functional as F
-                    with no_grad():
-                        p.grad = F.zeros_like(grad)
-                    continue
-                if grad.grad_fn is not None or grad.requires_grad:
-                    grad.detach_()
-                try:
-                    with no_grad():
-                        grad.zero_()
-                except RuntimeError:        # e.g. a read-only (broadcast) gradient array
-                    from ..ops import functional as F
-                    p.grad = _eager(F.zeros_like, p)
+        """Reset the gradients: to None (the default), or to zeros in place (tracing.reset_grads)."""
+        _tr.reset_grads((p for g in self.param_groups for p in g["params"]), set_to_none)
 
     # ---- stepping ----------------------------------------------------------------------------
     def step(self, closure=None):
