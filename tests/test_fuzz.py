@@ -69,6 +69,9 @@ KNOWN = [
     # relu (and maximum) of nan
     P([("x0", (7,), "x")], [("v0", "F.relu(x0)"), ("v1", "gc.maximum(x0, x0 * 0.5)")], ["v0", "v1"],
       "v0.sum() + v1.sum()", specials=3, kinks=[("zero", "x0")]),
+    # a slice of an empty tensor, read through a reshape: the lowering's delinearize divided by
+    # the zero stride of the empty dim (ZeroDivisionError while compiling; found by the long run)
+    P([("x0", (2, 0, 2), "x"), ("w0", (2, 0), "w")], [("v0", "x0[:, :, 1]")], ["v0"], "(v0 * w0).sum()"),
     # layer_norm whose weight holds inf and -inf: the input's gradient sums infinities of both
     # signs; torch keeps -inf in some lanes, graphc gives NaN (found by the long fuzz run)
     P([("x1", (8, 8), "x"), ("x2", (8, 8, 8), "x"), ("i0", (0, 8), "i", 8), ("c0", (8,), "c"), ("x3", (0, 8), "x"),

@@ -184,6 +184,8 @@ def delinearize(lin, shape):
     """The index of linear offset `lin` in a buffer of `shape` (the first non-unit dim takes no
     remainder, so linear(delinearize(l)) == l for every l >= 0)."""
     total, out = numel(shape), []
+    if total == 0:          # an empty buffer has no element to index (its strides hold zeros)
+        return tuple(ZERO for _ in shape)
     for n, st in zip(shape, strides(shape)):
         if n == 1:
             out.append(ZERO)
