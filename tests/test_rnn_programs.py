@@ -288,8 +288,12 @@ def test_mnist_rnn_training_matches_torch():
         model.dropout1.p = model.dropout2.p = 0.0
         runs[name] = _mnist_train(lib, model), [npy(p) for p in model.parameters()]
     np.testing.assert_allclose(runs["graphc"][0], runs["torch"][0], rtol=1e-5)
+    # Adam divides by sqrt(v): a weight whose gradient is near zero moves by lr times the sign of
+    # float32 rounding noise, which differs between torch's GEMMs and graphc's (and with the
+    # machine's load, through the threads' split of the work): 1e-4 relative failed on one
+    # weight in 16,384 (8.6e-4) on a loaded machine. The losses above stay at 1e-5.
     for a, b in zip(runs["graphc"][1], runs["torch"][1]):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
 
 
 @pytest.mark.slow
