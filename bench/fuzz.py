@@ -5,7 +5,7 @@
     python bench/fuzz.py --backends llvm --dtype float32 --max-steps 12
     python bench/fuzz.py --cuda-sim --examples 40  # the cuda backend in numba's simulator, tiny shapes
 
-Random user-level programs (tests/fuzz_programs.py) run eagerly on graphc in float32/float64,
+Random user-level programs (tests/support/fuzz_programs.py) run eagerly on graphc in float32/float64,
 on torch in float64 where torch is installed, and compiled by each backend (forward, and a train
 step with loss.backward() inside the compiled function, called twice); every result is checked
 against the eager run and float64 (see tests/test_fuzz.py). Unlike the CI-sized test
@@ -25,7 +25,7 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "support"))
 
 
 def main(argv=None):

@@ -16,7 +16,7 @@ import pytest
 
 # Hypothesis writes nothing into the checkout: no example database (profile below), and its
 # other files (the constants cache, patches) go to a temporary directory removed at exit. The
-# environment variable reaches the subprocesses the tests start (tests/cuda_subprocess.py).
+# environment variable reaches the subprocesses the tests start (tests/support/cuda_subprocess.py).
 if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
     _hypothesis_dir = tempfile.mkdtemp(prefix="graphc-hypothesis-")
     os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _hypothesis_dir

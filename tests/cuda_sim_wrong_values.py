@@ -1,4 +1,4 @@
-"""tests/wrong_value_programs.py on the cuda backend in numba's CUDA simulator, against eager
+"""tests/support/wrong_value_programs.py on the cuda backend in numba's CUDA simulator, against eager
 graphc: forward and gradients. Run by tests/test_wrong_values.py in a subprocess with
 NUMBA_ENABLE_CUDASIM=1 (numba picks the simulator at its first import)."""
 import os

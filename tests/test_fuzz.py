@@ -1,6 +1,6 @@
 """Differential fuzzing: random user-level programs, every backend against eager graphc and float64.
 
-tests/fuzz_programs.py draws small straight-line programs over the PyTorch-style API (unary and
+tests/support/fuzz_programs.py draws small straight-line programs over the PyTorch-style API (unary and
 binary elementwise ops with broadcasting, transposes, reshapes, slices and indexing, cat/stack,
 pad, gather, where, reductions, matmul, softmax/log_softmax, layer_norm) on shapes with odd
 sizes, size 1 and size 0, with nan/inf planted in some inputs. Each program is checked by

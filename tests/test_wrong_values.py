@@ -1,5 +1,5 @@
 """Regression tests for the programs that gave silently wrong values or refused to compile
-(issue 13; tests/wrong_value_programs.py): every backend against eager graphc, against
+(issue 13; tests/support/wrong_value_programs.py): every backend against eager graphc, against
 float64, against PyTorch where it is installed, and bit-identical when computed twice."""
 import numpy as np
 import pytest

@@ -24,7 +24,7 @@ A Primitive carries
                                              expands it inside the kernel (backends/kernels.py)
 
 Backends keep their lowering rules keyed by name (llvm/scalar.py, cuda/scalar.py: RULES);
-docs/extending.md has the recipe for a new primitive; tests/test_op_coverage.py checks that
+docs/extending.md has the recipe for a new primitive; tests/ops/test_op_coverage.py checks that
 every primitive has a VJP decision, a lowering on every backend and a conformance test.
 """
 from __future__ import annotations

@@ -144,7 +144,7 @@ def record_grads(trace, outputs, seeds, wrt, create_graph=False):
 # Does tracing leave the backward to the pipeline's autodiff pass (True: the "traced" stage
 # holds `grad` placeholders) or emit it at once (False: the "traced" stage already holds the
 # backward and the pass finds nothing to do)? The results are bit-identical either way;
-# tests/test_autodiff_pass.py sets it both ways to prove that.
+# tests/passes/test_autodiff_pass.py sets it both ways to prove that.
 DEFER_TO_PASS = True
 
 

@@ -25,7 +25,7 @@ Special values are selected at the end:
 - erf (f32): odd, x * P(x^2) below |x| = 0.875, 1 - exp(R(|x|) - x^2) above (R fitted to
   log(erfc(x)) + x^2 on [0.875, 4]), 1 from 4 on; NaN -> NaN
 
-Measured accuracy against float64 numpy / math.erf (tests/test_llvm_vecmath.py, dense sweeps over the
+Measured accuracy against float64 numpy / math.erf (tests/backends/llvm/test_llvm_vecmath.py, dense sweeps over the
 whole range) is within a few ulp; see docs/llvm.md.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from graphc import viz
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT  # noqa: E402
 needs_dot = pytest.mark.skipif(not viz.have_dot(), reason="Graphviz `dot` not installed")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -198,7 +198,7 @@ def test_tutorial_commands_work(tmp_path):
         if not viz.have_dot() and ("viz" in cmd.split()[:2] or "report" in cmd.split()[:2]):
             continue
         if cmd == "graphc bench":
-            cmd += " --repeat 2 --no-others"     # the full suite, kept quick here (columns: tests/test_bench.py)
+            cmd += " --repeat 2 --no-others"     # the full suite, kept quick here (columns: tests/tools/test_bench.py)
         elif cmd.startswith("graphc bench "):
             cmd += " --no-torch-compile"         # its first call compiles for tens of seconds
         argv = cmd.split()

@@ -21,7 +21,7 @@ from graphc.ir import parse_graph                       # noqa: E402
 from graphc.passes.manager import run_passes            # noqa: E402
 
 llvm_compile = get("llvm")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

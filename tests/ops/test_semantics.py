@@ -278,7 +278,7 @@ print("OK")
 """
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONDONTWRITEBYTECODE="1")
     r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                       timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                       timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import graphc as gc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT  # noqa: E402
 N_THREADS = 8
 
 

@@ -20,7 +20,7 @@ pytest.importorskip("llvmlite")
 import graphc as gc  # noqa: E402
 from graphc.backends.llvm import pool  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT  # noqa: E402
 pytestmark = pytest.mark.skipif(not pool.supported(), reason="graphc's pool needs Linux (futex)")
 
 _JOB = ctypes.CFUNCTYPE(None, ctypes.c_void_p)

@@ -4,8 +4,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from glob import glob
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # tests/
 
 
 def run_cases(module, env, *extra, timeout=300):
@@ -13,7 +14,7 @@ def run_cases(module, env, *extra, timeout=300):
     Hypothesis's storage (example database, constants cache) goes to a temporary directory, never
     into the checkout."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-           os.path.join(HERE, module), *extra]
+           *glob(os.path.join(HERE, "**", module), recursive=True), *extra]     # basenames are unique
     with tempfile.TemporaryDirectory(prefix="graphc-hypothesis-") as storage:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HYPOTHESIS_STORAGE_DIRECTORY=storage, **env)
         return subprocess.run(cmd, cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True,

@@ -1,15 +1,15 @@
-"""tests/test_nn_surface_compiled.py's cases on the cuda backend in numba's CUDA simulator.
+"""tests/nn/test_nn_surface_compiled.py's cases on the cuda backend in numba's CUDA simulator.
 
 Skipped in the main run (the simulator must be chosen before numba is first imported);
 test_nn_surface_compiled.py::test_cuda_simulator runs it in a subprocess. Alone:
-NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_nn_surface_cuda_cases.py"""
+NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/nn/test_nn_surface_cuda_cases.py"""
 import os
 
 import numpy as np
 import pytest
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 (tests/test_nn_surface_compiled.py does)", allow_module_level=True)
+    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 (tests/nn/test_nn_surface_compiled.py does)", allow_module_level=True)
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
 
 from test_nn_surface_compiled import CASES, TRAIN_CASES, _run, _train  # noqa: E402

@@ -36,10 +36,10 @@ from graphc.backends.cuda import scalar as CS
 from graphc.backends.llvm import scalar as LS
 from graphc.ops.registry import GRAPH_OPS, PRIMITIVES, Primitive, register, unregister
 
-TESTS = pathlib.Path(__file__).parent
-BACKEND_TESTS = {"llvm": "test_llvm.py", "cuda": "cuda_sim_cases.py"}
-CONFORMANCE = {"llvm": "tests/test_op_coverage.py::test_llvm_conformance",
-               "cuda": "tests/cuda_sim_cases.py::test_primitive_conformance"}
+TESTS = pathlib.Path(__file__).parent.parent
+BACKEND_TESTS = {"llvm": "backends/llvm/test_llvm.py", "cuda": "backends/cuda/cuda_sim_cases.py"}
+CONFORMANCE = {"llvm": "tests/ops/test_op_coverage.py::test_llvm_conformance",
+               "cuda": "tests/backends/cuda/cuda_sim_cases.py::test_primitive_conformance"}
 
 # Gaps known and owned elsewhere: (primitive, check) -> why. The test fails if one is fixed
 # (remove it here) as much as on a new gap.
@@ -47,7 +47,7 @@ KNOWN_GAPS = {}     # (primitive, gap) -> why it is accepted for now; empty: non
 
 
 def _load(filename):
-    spec = importlib.util.spec_from_file_location(f"_coverage_{filename[:-3]}", TESTS / filename)
+    spec = importlib.util.spec_from_file_location(f"_coverage_{pathlib.Path(filename).stem}", TESTS / filename)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -80,8 +80,8 @@ _CACHE = {}
 
 def _coverage_sources():
     if not _CACHE:
-        _CACHE["cases"] = set(_load("test_primitives.py").CASES)
-        _CACHE["grads"] = set(_load("test_gradients.py").GRAD_CASES)
+        _CACHE["cases"] = set(_load("ops/test_primitives.py").CASES)
+        _CACHE["grads"] = set(_load("tensor/test_gradients.py").GRAD_CASES)
         for be, f in BACKEND_TESTS.items():
             _CACHE[be] = _strings_by_place(f)
     return _CACHE
@@ -102,9 +102,9 @@ def lowering(p, backend):
 def conformance(p):
     """check -> the tests covering primitive p (empty where none does)."""
     src = _coverage_sources()
-    res = {"numpy reference": ["tests/test_primitives.py::test_primitive"] if p.name in src["cases"] else []}
+    res = {"numpy reference": ["tests/ops/test_primitives.py::test_primitive"] if p.name in src["cases"] else []}
     if p.differentiable:
-        res["gradient"] = ["tests/test_gradients.py::test_primitive_vjp"] if p.name in src["grads"] else []
+        res["gradient"] = ["tests/tensor/test_gradients.py::test_primitive_vjp"] if p.name in src["grads"] else []
     import primitive_conformance as PC
     generic = [f"{CONFORMANCE[be]}[{p.name}]" for be in BACKEND_TESTS] if PC.cases(p.name) else []
     for be, f in BACKEND_TESTS.items():
@@ -143,7 +143,7 @@ def test_every_primitive_is_complete():
 @pytest.mark.parametrize("name", sorted(PRIMITIVES))
 def test_llvm_conformance(name):
     """The primitive's reference cases, compiled by llvm, equal the interpreter's results (the
-    cuda backend runs the same in tests/cuda_sim_cases.py::test_primitive_conformance)."""
+    cuda backend runs the same in tests/backends/cuda/cuda_sim_cases.py::test_primitive_conformance)."""
     pytest.importorskip("llvmlite")
     import primitive_conformance as PC
     from graphc.backends import get
@@ -152,7 +152,7 @@ def test_llvm_conformance(name):
 
 
 def test_report():
-    """What covers each primitive (pytest -s tests/test_op_coverage.py::test_report)."""
+    """What covers each primitive (pytest -s tests/ops/test_op_coverage.py::test_report)."""
     lines = []
     for p in PRIMITIVES.values():
         low = ", ".join(f"{be}={lowering(p, be)}" for be in ("interp", "llvm", "cuda"))

@@ -17,7 +17,7 @@ import pytest
 
 from graphc import bench
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT  # noqa: E402
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 HAVE_JAX = importlib.util.find_spec("jax") is not None
 
@@ -68,12 +68,13 @@ def test_torch_matches_graphc_eager(family):
 @pytest.mark.skipif(not HAVE_JAX, reason="jax not installed")
 def test_jax_matches_graphc_eager():
     """In a subprocess: jax starts threads, and later tests of this process fork."""
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_bench as t\n"
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; import test_bench as t\n"
             "for fam in ('mlp_train', 'cnn_train'):\n"
             "    t._check_against_eager(t.small(fam), 'jax')\n"
             "print('ok')")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "tests")], env=env,
+    r = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "tests", "tools"),
+                        os.path.join(ROOT, "tests", "support")], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
 

@@ -21,7 +21,7 @@ import graphc as gc
 from graphc import serialization as ser
 from graphc.serialization import MAGIC, CheckpointError, load, save
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT  # noqa: E402
 
 
 def _container(header: dict, data: bytes = b"") -> bytes:

@@ -1,8 +1,8 @@
 """cuda tensors in numba's CUDA simulator: devices, eager GPU ops, compiled calls, modules.
 
 Not collected by the main test run (the simulator must be chosen before numba is first
-imported): tests/test_cuda_devices.py runs this module in a subprocess with
-NUMBA_ENABLE_CUDASIM=1. Alone: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda_device_cases.py
+imported): tests/backends/cuda/test_cuda_devices.py runs this module in a subprocess with
+NUMBA_ENABLE_CUDASIM=1. Alone: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/backends/cuda/cuda_device_cases.py
 Shapes are tiny: the simulator runs every CUDA thread as a Python thread.
 """
 import os
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 (tests/test_cuda_devices.py does)", allow_module_level=True)
+    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 (tests/backends/cuda/test_cuda_devices.py does)", allow_module_level=True)
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
 
 import graphc as gc                                       # noqa: E402

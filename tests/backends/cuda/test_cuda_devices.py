@@ -1,7 +1,7 @@
 """cuda tensors: devices, eager GPU mode, compiled calls on cuda inputs, Module.to, checkpoints.
 
 The cases that need CUDA run in numba's CUDA simulator in a subprocess
-(tests/cuda_device_cases.py); the rest -- what happens where CUDA is not available, device
+(tests/backends/cuda/cuda_device_cases.py); the rest -- what happens where CUDA is not available, device
 objects -- run here.
 """
 import numpy as np

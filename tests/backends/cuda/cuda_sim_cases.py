@@ -1,9 +1,9 @@
 """The cuda backend in numba's CUDA simulator == PlannedInterpreter, on tiny shapes.
 
 Not collected by the main test run (the simulator must be chosen before numba is first
-imported in a process): tests/test_cuda_sim.py runs this module in a subprocess with
+imported in a process): tests/backends/cuda/test_cuda_sim.py runs this module in a subprocess with
 NUMBA_ENABLE_CUDASIM=1. Run it alone with
-    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda_sim_cases.py
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/backends/cuda/cuda_sim_cases.py
 
 With GRAPHC_CUDA_PTX=1 instead (no simulator), the same cases compile every generated kernel
 to PTX for a real GPU (sm_90) with NVVM, no GPU needed -- the typing the simulator cannot
@@ -18,7 +18,7 @@ import pytest
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 PTX = not SIM and os.environ.get("GRAPHC_CUDA_PTX") == "1"
 if not (SIM or PTX):
-    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 or GRAPHC_CUDA_PTX=1 (tests/test_cuda_sim.py does)",
+    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 or GRAPHC_CUDA_PTX=1 (tests/backends/cuda/test_cuda_sim.py does)",
                 allow_module_level=True)
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
 if PTX:
@@ -164,7 +164,7 @@ def test_unplanned_graph_and_unsupported_op_raise():
         cuda_compile(p)
 
 
-# ---- every primitive's reference cases (tests/primitive_conformance.py) -------------------------------
+# ---- every primitive's reference cases (tests/support/primitive_conformance.py) -------------------------------
 CUDA_REFUSES = {("max", "bool"), ("argmax", "bool")}    # reductions the generator refuses, naming them
 
 

@@ -20,7 +20,7 @@ from graphc.backends.llvm import runtime as R           # noqa: E402
 from graphc.ir import parse_graph                       # noqa: E402
 from graphc.passes.manager import run_passes            # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT  # noqa: E402
 
 G = """graph g(%x: f64[64], %y: f64[64]) {
   %0: f64[64] = exp(%x)

@@ -1,4 +1,4 @@
-"""torch's scatter family against torch 2.13 CPU (tests/test_tensor_ops_torch.py has the rest of
+"""torch's scatter family against torch 2.13 CPU (tests/ops/test_tensor_ops_torch.py has the rest of
 the tensor ops): scatter (src, value, reduce=), scatter_add, scatter_reduce (every reduction,
 include_self both ways), index_add/index_copy/index_fill, with indices smaller than the input,
 repeated indices, empty indices, negative dims, int and float dtypes; gradients vs torch."""

@@ -1,7 +1,7 @@
-"""Backend conformance for every primitive: its reference cases (tests/test_primitives.py CASES)
+"""Backend conformance for every primitive: its reference cases (tests/ops/test_primitives.py CASES)
 as one-node graphs, compiled by a backend and compared with the interpreter.
 
-Used by tests/test_op_coverage.py (llvm) and tests/cuda_sim_cases.py (cuda, in the simulator or
+Used by tests/ops/test_op_coverage.py (llvm) and tests/backends/cuda/cuda_sim_cases.py (cuda, in the simulator or
 compiled to PTX), so a primitive with reference cases is tested on every backend without a
 backend test of its own. Of each primitive's cases that must succeed, one per operand
 signature (dtypes, ranks, empty or not) and dtype attribute.
@@ -25,7 +25,7 @@ _LOADED = []
 
 def _reference_cases():
     if not _LOADED:
-        path = pathlib.Path(__file__).with_name("test_primitives.py")
+        path = pathlib.Path(__file__).parent.parent / "ops" / "test_primitives.py"
         spec = importlib.util.spec_from_file_location("_conformance_test_primitives", path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

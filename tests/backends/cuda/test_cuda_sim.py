@@ -1,7 +1,7 @@
 """The cuda backend, run in numba's CUDA simulator (no GPU needed).
 
 numba picks the simulator when it is first imported (NUMBA_ENABLE_CUDASIM=1), and other tests
-in this process may import numba normally, so the simulator cases (tests/cuda_sim_cases.py)
+in this process may import numba normally, so the simulator cases (tests/backends/cuda/cuda_sim_cases.py)
 run in a subprocess with the variable set. They use tiny shapes: the simulator runs each CUDA
 thread as a Python thread.
 """
@@ -26,7 +26,7 @@ def test_cuda_backend_in_simulator():
 def test_generated_kernels_compile_to_ptx():
     """A representative subset of the same cases with every kernel compiled to sm_90 PTX by
     NVVM (the real target's typing, no GPU needed); skips where NVVM is missing. The whole
-    set: GRAPHC_CUDA_PTX=1 python -m pytest tests/cuda_sim_cases.py (~1 min)."""
+    set: GRAPHC_CUDA_PTX=1 python -m pytest tests/backends/cuda/cuda_sim_cases.py (~1 min)."""
     r = run_cases("cuda_sim_cases.py", {"GRAPHC_CUDA_PTX": "1", "NUMBA_ENABLE_CUDASIM": "0"}, "-k",
                   "kernels_and_source or opaque or float_unary or binary or casts or broadcast "
                   "or unfold or softmax_style or in_place or int_unary")

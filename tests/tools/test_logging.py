@@ -40,7 +40,7 @@ def run_program(log_spec):
     env.pop("GRAPHC_LOG", None)
     if log_spec is not None:
         env["GRAPHC_LOG"] = log_spec
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from repo_paths import ROOT as root
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     p = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True,
                        timeout=120)

@@ -1,5 +1,5 @@
 """The torch.nn surface of issue 15 against torch 2.13 (activations here; losses, distances,
-norms, padding and the rest in tests/test_nn_surface_torch_*.py, which share these helpers):
+norms, padding and the rest in tests/nn/test_nn_surface_torch_*.py, which share these helpers):
 values and gradients w.r.t. inputs and parameters, float32 to ~1e-5 and float64 tight, at the
 edge values (kinks, 0, large |x|), modules' weights copied from torch's through state_dict (so
 the keys must match) and their reprs equal to torch's; plus gradcheck in float64 against finite

@@ -1,6 +1,6 @@
 """The torch.nn surface of issue 15 under gc.compile: a representative set of every family
 compiled on the interpreter and llvm (and, in a subprocess, numba's CUDA simulator:
-tests/test_nn_surface_cuda_cases.py) equal to eager, values and input/parameter gradients of
+tests/nn/test_nn_surface_cuda_cases.py) equal to eager, values and input/parameter gradients of
 a compiled forward+backward; and a compiled training step of a small model using several of
 them (GroupNorm, PReLU, SmoothL1Loss) matching eager step for step."""
 import numpy as np
