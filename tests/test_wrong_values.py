@@ -9,7 +9,7 @@ from graphc.passes.fusion import fuse
 from graphc.passes.memory import elementwise_reader, plan_memory, validate_plan
 from wrong_value_programs import PROGRAMS
 
-from cuda_subprocess import run_cases, simulator_env
+from cuda_subprocess import assert_simulator_run_passes
 
 BACKENDS = ["interp", "llvm"]
 IDS = [p.__name__ for p, _ in PROGRAMS]
@@ -82,9 +82,7 @@ def test_eager_float64_matches_torch(program, shape):
 @pytest.mark.slow
 def test_cuda_backend_in_simulator():
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
-    r = run_cases("cuda_sim_wrong_values.py", simulator_env())
-    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
-    assert " passed" in r.stdout and "skipped" not in r.stdout.strip().split("\n")[-1], r.stdout[-3000:]
+    assert_simulator_run_passes("cuda_sim_wrong_values.py")
 
 
 # ---- the planner's rules, alone --------------------------------------------------------------

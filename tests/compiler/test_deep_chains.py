@@ -162,8 +162,5 @@ def test_codegen_walks_long_movement_chains(backend):
 @pytest.mark.skipif(SIM, reason="the driver of the simulator run")
 def test_in_cuda_simulator():
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
-    from cuda_subprocess import run_cases, simulator_env
-    r = run_cases("test_deep_chains.py", simulator_env(), "-k", "not simulator", timeout=900)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-6000:]
-    assert " passed" in r.stdout and "skipped" not in r.stdout.strip().split("\n")[-1], out[-3000:]
+    from cuda_subprocess import assert_simulator_run_passes
+    assert_simulator_run_passes("test_deep_chains.py", "-k", "not simulator", timeout=900)

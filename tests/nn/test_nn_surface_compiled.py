@@ -180,10 +180,8 @@ def test_compiled_training_step_equals_eager(name, backend):
 def test_cuda_simulator():
     """Every case above, and the training steps, on the cuda backend in numba's CUDA simulator."""
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
-    from cuda_subprocess import run_cases, simulator_env
-    r = run_cases("test_nn_surface_cuda_cases.py", simulator_env())
-    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
-    assert " passed" in r.stdout and "skipped" not in r.stdout.strip().split("\n")[-1], r.stdout[-3000:]
+    from cuda_subprocess import assert_simulator_run_passes
+    assert_simulator_run_passes("test_nn_surface_cuda_cases.py")
 
 
 @pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])

@@ -23,3 +23,15 @@ def run_cases(module, env, *extra, timeout=300):
 
 def simulator_env():
     return {"NUMBA_ENABLE_CUDASIM": "1"}
+
+
+def assert_simulator_run_passes(module, *extra, timeout=300):
+    """Run `module` in the CUDA simulator (run_cases) and fail unless it exited 0 with tests
+    passed and none skipped: a cases module that skipped itself (numba-cuda missing, the wrong
+    environment) must not count as a pass."""
+    r = run_cases(module, simulator_env(), *extra, timeout=timeout)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-6000:]
+    last = r.stdout.strip().split("\n")[-1]
+    assert " passed" in last and "skipped" not in last and "failed" not in last, out[-3000:]
+    return r

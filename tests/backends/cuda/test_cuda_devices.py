@@ -9,7 +9,7 @@ import pytest
 
 import graphc as gc
 import graphc.nn as nn
-from cuda_subprocess import run_cases, simulator_env
+from cuda_subprocess import assert_simulator_run_passes
 
 pytestmark = pytest.mark.slow      # every test here takes seconds (pytest -m "not slow" skips them)
 
@@ -22,10 +22,7 @@ def no_cuda(monkeypatch):
 
 def test_device_cases_in_simulator():
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
-    r = run_cases("cuda_device_cases.py", simulator_env())
-    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
-    last = r.stdout.strip().split("\n")[-1]
-    assert " passed" in last and "skipped" not in last and "failed" not in last, r.stdout[-3000:]
+    assert_simulator_run_passes("cuda_device_cases.py")
 
 
 def test_cuda_unavailable_raises(no_cuda):
