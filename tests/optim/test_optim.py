@@ -48,6 +48,9 @@ CASES = [
     ("Adagrad", dict(lr=0.1, lr_decay=0.05)),
     ("Adagrad", dict(lr=0.1, weight_decay=0.1, initial_accumulator_value=0.5, eps=1e-6)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-5)),
+    ("Adadelta", dict(lr=1.0, weight_decay=0.1, maximize=True)),
 ]
 IDS = [f"{n}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for n, kw in CASES]
 
@@ -181,7 +184,8 @@ def _mlp_step(opt_cls, opt_kw, seed=0, compiled=False, steps=6, sched=None):
     (go.AdamW, dict(lr=1e-2)),
     (go.RMSprop, dict(lr=1e-3, momentum=0.5, centered=True)),
     (go.Adagrad, dict(lr=0.1, lr_decay=0.01)),
-], ids=["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+    (go.Adadelta, dict(lr=1.0, rho=0.9)),
+], ids=["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"])
 def test_compiled_training_step(cls, kw):
     """forward + backward + opt.step() in one compiled graph, with a scheduler between calls."""
     sched = lambda o: gsched.StepLR(o, step_size=2, gamma=0.5)   # noqa: E731
